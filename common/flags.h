@@ -1,0 +1,26 @@
+// Command-line parsing with environment fallbacks.
+//
+// Every flag --some_name may also be given as PARLEY_SOME_NAME in the
+// environment; the command line wins.
+//
+//   ABSL_FLAG(std::string, listen, "127.0.0.1:50054", "address to serve on");
+//   int main(int argc, char** argv) {
+//     parley::InitProcess(argc, argv, "parley-storage: durable state");
+//     ...
+#ifndef PARLEY_COMMON_FLAGS_H_
+#define PARLEY_COMMON_FLAGS_H_
+
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace parley {
+
+// Blocks SIGINT/SIGTERM in this and all later threads (so RunServer can wait
+// for them), applies PARLEY_* environment fallbacks, parses flags (handling
+// --help), and sets up logging from --log_level. Call first thing in main.
+std::vector<char*> InitProcess(int argc, char** argv, absl::string_view usage);
+
+}  // namespace parley
+
+#endif  // PARLEY_COMMON_FLAGS_H_

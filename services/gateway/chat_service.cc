@@ -1,0 +1,261 @@
+#include "services/gateway/chat_service.h"
+
+#include <utility>
+
+#include "common/async_call.h"
+#include "common/status_util.h"
+#include "common/validation.h"
+
+namespace parley::gateway {
+
+namespace internal = ::parley::internal::v1;
+namespace v1 = ::parley::v1;
+using StorageAsync = internal::StorageService::StubInterface::async_interface;
+using MessageAsync = internal::MessageService::StubInterface::async_interface;
+
+namespace {
+
+// Finishes `reactor` with the outcome of a backend call, copying the
+// response into `out` on success.
+template <typename Response>
+auto FinishWith(grpc::ServerUnaryReactor* reactor, Response* out) {
+  return [reactor, out](absl::StatusOr<Response> r) {
+    if (r.ok()) *out = std::move(*r);
+    reactor->Finish(ToGrpcStatus(r.status()));
+  };
+}
+
+void Fail(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+  reactor->Finish(ToGrpcStatus(status));
+}
+
+// Parses repeated decimal ids, naming the field and index in errors.
+absl::Status ParseIds(absl::string_view field,
+                      const google::protobuf::RepeatedPtrField<std::string>& in,
+                      google::protobuf::RepeatedField<int64_t>* out) {
+  for (int i = 0; i < in.size(); ++i) {
+    auto id = ParseId(field, in.Get(i));
+    if (!id.ok()) return id.status();
+    out->Add(*id);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ChatServiceImpl::ChatServiceImpl(
+    ChatOptions options, internal::StorageService::StubInterface* storage,
+    MessageBackends* messages, TokenAuthenticator* auth,
+    ConnectionRegistry* registry)
+    : options_(options),
+      storage_(storage),
+      messages_(messages),
+      auth_(auth),
+      registry_(registry) {}
+
+template <typename Body>
+grpc::ServerUnaryReactor* ChatServiceImpl::Authed(
+    grpc::CallbackServerContext* ctx, Body body) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const auto timeout = RemainingOr(ctx->deadline(), options_.backend_timeout);
+  auth_->Authenticate(ctx, [reactor, timeout, body = std::move(body)](
+                               absl::StatusOr<int64_t> user_id) mutable {
+    if (!user_id.ok()) {
+      Fail(reactor, user_id.status());
+      return;
+    }
+    body(*user_id, reactor, timeout);
+  });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::ClientFrame, v1::ServerFrame>*
+ChatServiceImpl::Connect(grpc::CallbackServerContext* ctx) {
+  return new ClientStream(ctx, auth_, registry_, options_.stream);
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::CreateDirectChat(
+    grpc::CallbackServerContext* ctx, const v1::CreateDirectChatRequest* req,
+    v1::Chat* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    auto peer = ParseId("peer_user_id", req->peer_user_id());
+    if (!peer.ok()) return Fail(reactor, peer.status());
+    if (*peer == user) {
+      return Fail(reactor, absl::InvalidArgumentError(
+                               "peer_user_id: cannot start a chat with yourself"));
+    }
+    internal::CreateDirectChatRequest r;
+    r.set_user_id(user);
+    r.set_peer_user_id(*peer);
+    CallAsync(storage_->async(), &StorageAsync::CreateDirectChat, std::move(r),
+              timeout, FinishWith(reactor, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::CreateGroupChat(
+    grpc::CallbackServerContext* ctx, const v1::CreateGroupChatRequest* req,
+    v1::Chat* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    if (auto s = ValidateGroupTitle(req->title()); !s.ok()) {
+      return Fail(reactor, s);
+    }
+    if (req->member_user_ids_size() >= options_.max_group_members) {
+      return Fail(reactor, absl::InvalidArgumentError(
+                               "member_user_ids: too many members"));
+    }
+    internal::CreateGroupChatRequest r;
+    r.set_creator_user_id(user);
+    r.set_title(req->title());
+    r.set_max_members(options_.max_group_members);
+    if (auto s = ParseIds("member_user_ids", req->member_user_ids(),
+                          r.mutable_member_user_ids());
+        !s.ok()) {
+      return Fail(reactor, s);
+    }
+    CallAsync(storage_->async(), &StorageAsync::CreateGroupChat, std::move(r),
+              timeout, FinishWith(reactor, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::AddMembers(
+    grpc::CallbackServerContext* ctx, const v1::AddMembersRequest* req,
+    v1::Chat* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    auto chat = ParseId("chat_id", req->chat_id());
+    if (!chat.ok()) return Fail(reactor, chat.status());
+    if (req->user_ids_size() == 0) {
+      return Fail(reactor, absl::InvalidArgumentError("user_ids: is required"));
+    }
+    if (req->user_ids_size() >= options_.max_group_members) {
+      return Fail(reactor,
+                  absl::InvalidArgumentError("user_ids: too many members"));
+    }
+    internal::AddMembersRequest r;
+    r.set_actor_user_id(user);
+    r.set_chat_id(*chat);
+    r.set_max_members(options_.max_group_members);
+    if (auto s = ParseIds("user_ids", req->user_ids(), r.mutable_user_ids());
+        !s.ok()) {
+      return Fail(reactor, s);
+    }
+    CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::AddMembers,
+              std::move(r), timeout, FinishWith(reactor, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::RemoveMember(
+    grpc::CallbackServerContext* ctx, const v1::RemoveMemberRequest* req,
+    v1::Chat* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    auto chat = ParseId("chat_id", req->chat_id());
+    if (!chat.ok()) return Fail(reactor, chat.status());
+    auto target = ParseId("user_id", req->user_id());
+    if (!target.ok()) return Fail(reactor, target.status());
+    internal::RemoveMemberRequest r;
+    r.set_actor_user_id(user);
+    r.set_chat_id(*chat);
+    r.set_user_id(*target);
+    CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::RemoveMember,
+              std::move(r), timeout, FinishWith(reactor, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::ListChats(
+    grpc::CallbackServerContext* ctx, const v1::ListChatsRequest* req,
+    v1::ListChatsResponse* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    auto page_size = NormalizePageSize(req->page_size());
+    if (!page_size.ok()) return Fail(reactor, page_size.status());
+    if (req->page_token().size() > 256) {
+      return Fail(reactor, absl::InvalidArgumentError("page_token: is invalid"));
+    }
+    internal::ListChatsRequest r;
+    r.set_user_id(user);
+    r.set_page_size(*page_size);
+    r.set_page_token(req->page_token());
+    CallAsync(storage_->async(), &StorageAsync::ListChats, std::move(r),
+              timeout, FinishWith(reactor, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::SendMessage(
+    grpc::CallbackServerContext* ctx, const v1::SendMessageRequest* req,
+    v1::Message* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    auto chat = ParseId("chat_id", req->chat_id());
+    if (!chat.ok()) return Fail(reactor, chat.status());
+    auto reply_to =
+        ParseOptionalId("reply_to_message_id", req->reply_to_message_id());
+    if (!reply_to.ok()) return Fail(reactor, reply_to.status());
+    auto file = ParseOptionalId("file_id", req->file_id());
+    if (!file.ok()) return Fail(reactor, file.status());
+    internal::AppendMessageRequest r;
+    r.set_chat_id(*chat);
+    r.set_sender_user_id(user);
+    r.set_client_message_id(req->client_message_id());
+    r.set_text(req->text());
+    r.set_reply_to_message_id(*reply_to);
+    r.set_file_id(*file);
+    // A send is idempotent by client_message_id, so one retry on another
+    // instance is safe when the first is unreachable.
+    const int64_t chat_id = *chat;
+    auto retry = [this, reactor, resp, timeout, chat_id, r](
+                     absl::StatusOr<v1::Message> m) mutable {
+      if (m.status().code() != absl::StatusCode::kUnavailable ||
+          messages_->size() < 2) {
+        return FinishWith(reactor, resp)(std::move(m));
+      }
+      CallAsync(messages_->ForChat(chat_id, 1)->async(),
+                &MessageAsync::SendMessage, std::move(r), timeout,
+                FinishWith(reactor, resp));
+    };
+    CallAsync(messages_->ForChat(chat_id)->async(), &MessageAsync::SendMessage,
+              r, timeout, std::move(retry));
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::ListMessages(
+    grpc::CallbackServerContext* ctx, const v1::ListMessagesRequest* req,
+    v1::ListMessagesResponse* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    auto chat = ParseId("chat_id", req->chat_id());
+    if (!chat.ok()) return Fail(reactor, chat.status());
+    auto page_size = NormalizePageSize(req->page_size());
+    if (!page_size.ok()) return Fail(reactor, page_size.status());
+    internal::ListMessagesRequest r;
+    r.set_user_id(user);
+    r.set_chat_id(*chat);
+    r.set_before_seq(req->before_seq());
+    r.set_page_size(*page_size);
+    CallAsync(storage_->async(), &StorageAsync::ListMessages, std::move(r),
+              timeout, FinishWith(reactor, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::SyncChat(
+    grpc::CallbackServerContext* ctx, const v1::SyncChatRequest* req,
+    v1::SyncChatResponse* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    auto chat = ParseId("chat_id", req->chat_id());
+    if (!chat.ok()) return Fail(reactor, chat.status());
+    auto page_size = NormalizePageSize(req->page_size());
+    if (!page_size.ok()) return Fail(reactor, page_size.status());
+    internal::SyncChatRequest r;
+    r.set_user_id(user);
+    r.set_chat_id(*chat);
+    r.set_after_seq(req->after_seq());
+    r.set_page_size(*page_size);
+    CallAsync(storage_->async(), &StorageAsync::SyncChat, std::move(r),
+              timeout, FinishWith(reactor, resp));
+  });
+}
+
+}  // namespace parley::gateway

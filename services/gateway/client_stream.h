@@ -1,0 +1,75 @@
+// One client's Connect stream: reads ClientFrames, writes ServerFrames from a
+// bounded queue with one write in flight, and never blocks a reactor thread.
+//
+// Lifecycle: authenticate -> registry.Add -> (route ready) StartRead ->
+// ... -> Finish -> OnDone: registry.Remove, delete. Pings are read only once
+// the route is registered, so the first Pong tells the client that live
+// events will reach it.
+#ifndef PARLEY_SERVICES_GATEWAY_CLIENT_STREAM_H_
+#define PARLEY_SERVICES_GATEWAY_CLIENT_STREAM_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include "absl/base/thread_annotations.h"
+#include "parley/v1/parley.pb.h"
+#include "services/gateway/connection_registry.h"
+#include "services/gateway/token_authenticator.h"
+
+namespace parley::gateway {
+
+struct ClientStreamOptions {
+  // Frames queued for a client that does not read before it is dropped.
+  size_t max_queue = 4096;
+};
+
+class ClientStream final
+    : public grpc::ServerBidiReactor<parley::v1::ClientFrame,
+                                     parley::v1::ServerFrame>,
+      public LocalStream {
+ public:
+  // Starts authentication; the object deletes itself in OnDone.
+  ClientStream(grpc::CallbackServerContext* ctx, TokenAuthenticator* auth,
+               ConnectionRegistry* registry, ClientStreamOptions options);
+
+  // LocalStream.
+  void Push(std::shared_ptr<const parley::v1::ServerFrame> frame) override;
+  void OnRouteReady() override;
+  void Close(const grpc::Status& status) override;
+
+  // Reactor.
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  void OnAuthenticated(absl::StatusOr<int64_t> user_id);
+  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PushLocked(std::shared_ptr<const parley::v1::ServerFrame> frame)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  ConnectionRegistry* const registry_;
+  const ClientStreamOptions options_;
+  parley::v1::ClientFrame incoming_;
+
+  std::mutex mu_;
+  int64_t user_id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool authenticating_ ABSL_GUARDED_BY(mu_) = true;
+  bool registered_ ABSL_GUARDED_BY(mu_) = false;  // in the registry
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<const parley::v1::ServerFrame>> queue_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace parley::gateway
+
+#endif  // PARLEY_SERVICES_GATEWAY_CLIENT_STREAM_H_

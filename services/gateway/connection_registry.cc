@@ -1,0 +1,242 @@
+#include "services/gateway/connection_registry.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/grpc_util.h"
+#include "common/logging.h"
+
+namespace parley::gateway {
+
+namespace internal = ::parley::internal::v1;
+
+ConnectionRegistry::ConnectionRegistry(
+    internal::PresenceService::StubInterface* presence, Options options)
+    : presence_(presence), options_(std::move(options)) {}
+
+ConnectionRegistry::~ConnectionRegistry() { Stop(); }
+
+void ConnectionRegistry::Start() {
+  for (int i = 0; i < std::max(1, options_.route_workers); ++i) {
+    auto w = std::make_unique<Worker>();
+    Worker* raw = w.get();
+    w->thread = std::thread([this, raw] { WorkerLoop(raw); });
+    workers_.push_back(std::move(w));
+  }
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+}
+
+void ConnectionRegistry::Stop() {
+  if (stopping_.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(heartbeat_mu_);
+  }
+  heartbeat_cv_.notify_all();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  for (auto& w : workers_) {
+    {
+      std::lock_guard<std::mutex> lock(w->mu);
+    }
+    w->cv.notify_all();
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+void ConnectionRegistry::Add(int64_t user_id, LocalStream* stream) {
+  ++streams_;
+  Shard& shard = ShardFor(user_id);
+  bool enqueue = false;
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    UserEntry& e = shard.users[user_id];
+    e.streams.push_back(stream);
+    if (e.registered && !e.queued) {
+      stream->OnRouteReady();
+    } else if (!e.queued) {
+      e.queued = true;
+      enqueue = true;
+    }
+    // When queued, the worker will call OnRouteReady for every stream.
+  }
+  if (enqueue) Enqueue(user_id);
+}
+
+void ConnectionRegistry::Remove(int64_t user_id, LocalStream* stream) {
+  Shard& shard = ShardFor(user_id);
+  bool enqueue = false;
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.users.find(user_id);
+    if (it == shard.users.end()) return;
+    auto& streams = it->second.streams;
+    auto pos = std::find(streams.begin(), streams.end(), stream);
+    if (pos == streams.end()) return;
+    streams.erase(pos);
+    --streams_;
+    if (streams.empty() && !it->second.queued) {
+      it->second.queued = true;
+      enqueue = true;
+    }
+  }
+  if (enqueue) Enqueue(user_id);
+}
+
+size_t ConnectionRegistry::Deliver(const internal::Delivery& delivery) {
+  auto frame = std::make_shared<const parley::v1::ServerFrame>(delivery.frame());
+  size_t delivered = 0;
+  for (int64_t uid : delivery.recipient_user_ids()) {
+    Shard& shard = ShardFor(uid);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.users.find(uid);
+    if (it == shard.users.end()) continue;
+    for (LocalStream* s : it->second.streams) {
+      s->Push(frame);
+      ++delivered;
+    }
+  }
+  return delivered;
+}
+
+void ConnectionRegistry::CloseAll(const grpc::Status& status) {
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (auto& [uid, e] : shard.users) {
+      for (LocalStream* s : e.streams) s->Close(status);
+    }
+  }
+}
+
+size_t ConnectionRegistry::user_count() const {
+  size_t n = 0;
+  for (const Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (const auto& [uid, e] : shard.users) n += !e.streams.empty();
+  }
+  return n;
+}
+
+void ConnectionRegistry::Enqueue(int64_t user_id) {
+  Worker& w = *workers_[user_id % workers_.size()];
+  {
+    std::lock_guard<std::mutex> lock(w.mu);
+    w.queue.push_back(user_id);
+  }
+  w.cv.notify_one();
+}
+
+void ConnectionRegistry::WorkerLoop(Worker* w) {
+  for (;;) {
+    int64_t user_id;
+    {
+      std::unique_lock<std::mutex> lock(w->mu);
+      w->cv.wait(lock, [&] { return stopping_ || !w->queue.empty(); });
+      if (w->queue.empty()) return;  // stopping and drained
+      user_id = w->queue.front();
+      w->queue.pop_front();
+    }
+    SyncRoute(user_id);
+  }
+}
+
+// Brings presence in line with whether the user has local streams.
+void ConnectionRegistry::SyncRoute(int64_t user_id) {
+  Shard& shard = ShardFor(user_id);
+  for (;;) {
+    bool want;
+    {
+      std::lock_guard<std::mutex> lock(shard.mu);
+      auto it = shard.users.find(user_id);
+      if (it == shard.users.end()) return;
+      UserEntry& e = it->second;
+      want = !e.streams.empty();
+      if (want == e.registered) {
+        e.queued = false;
+        if (want) {
+          for (LocalStream* s : e.streams) s->OnRouteReady();
+        } else {
+          shard.users.erase(it);
+        }
+        return;
+      }
+    }
+    internal::RouteRequest req;
+    req.set_gateway_id(options_.gateway_id);
+    req.set_user_id(user_id);
+    internal::RouteResponse resp;
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, options_.presence_timeout);
+    const grpc::Status status =
+        want ? presence_->RegisterRoute(&ctx, req, &resp)
+             : presence_->UnregisterRoute(&ctx, req, &resp);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.users.find(user_id);
+    if (it == shard.users.end()) return;
+    UserEntry& e = it->second;
+    if (status.ok()) {
+      e.registered = want;
+      continue;  // re-check: streams may have come or gone meanwhile
+    }
+    spdlog::warn("route {} failed for a user: {}",
+                 want ? "register" : "unregister",
+                 static_cast<int>(status.error_code()));
+    e.queued = false;
+    if (want) {
+      // Serve the streams anyway; the heartbeat registers the route once
+      // presence is back.
+      for (LocalStream* s : e.streams) s->OnRouteReady();
+    } else if (e.streams.empty()) {
+      // The route expires by itself after its TTL.
+      shard.users.erase(it);
+    }
+    return;
+  }
+}
+
+void ConnectionRegistry::HeartbeatLoop() {
+  std::unique_lock<std::mutex> lock(heartbeat_mu_);
+  while (!stopping_) {
+    heartbeat_cv_.wait_for(lock, options_.heartbeat_interval,
+                           [this] { return stopping_.load(); });
+    if (stopping_) return;
+    lock.unlock();
+    SendHeartbeat();
+    lock.lock();
+  }
+}
+
+void ConnectionRegistry::SendHeartbeat() {
+  constexpr size_t kBatch = 2000;
+  std::vector<int64_t> users;
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (const auto& [uid, e] : shard.users) {
+      if (!e.streams.empty()) users.push_back(uid);
+    }
+  }
+  for (size_t i = 0; i < users.size(); i += kBatch) {
+    internal::HeartbeatRequest req;
+    req.set_gateway_id(options_.gateway_id);
+    const size_t end = std::min(users.size(), i + kBatch);
+    req.mutable_user_ids()->Add(users.begin() + i, users.begin() + end);
+    internal::HeartbeatResponse resp;
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, options_.presence_timeout);
+    const grpc::Status status = presence_->Heartbeat(&ctx, req, &resp);
+    if (!status.ok()) {
+      spdlog::warn("heartbeat failed: code {}",
+                   static_cast<int>(status.error_code()));
+      return;
+    }
+    // The routes exist now, whatever happened to them before.
+    for (size_t k = i; k < end; ++k) {
+      Shard& shard = ShardFor(users[k]);
+      std::lock_guard<std::mutex> lock(shard.mu);
+      auto it = shard.users.find(users[k]);
+      if (it != shard.users.end() && !it->second.streams.empty()) {
+        it->second.registered = true;
+      }
+    }
+  }
+}
+
+}  // namespace parley::gateway

@@ -1,0 +1,119 @@
+// The gateway's live connections: which local streams belong to which user,
+// and the routes in presence that tell message instances to push here.
+//
+// Route changes go through per-user-ordered workers (a user always maps to
+// the same worker), so a quick disconnect/reconnect can never leave presence
+// with the wrong final state. A heartbeat refreshes every route; it also
+// restores routes after presence or Redis lost them.
+//
+//   ConnectionRegistry registry(presence_stub, {.gateway_id = "gw-1"});
+//   registry.Start();
+//   registry.Add(user_id, stream);     // stream->OnRouteReady() follows
+//   registry.Deliver(delivery);        // from a message instance
+//   registry.Remove(user_id, stream);  // from the stream's OnDone
+#ifndef PARLEY_SERVICES_GATEWAY_CONNECTION_REGISTRY_H_
+#define PARLEY_SERVICES_GATEWAY_CONNECTION_REGISTRY_H_
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "parley/internal/v1/message.pb.h"
+#include "parley/internal/v1/presence.grpc.pb.h"
+#include "parley/v1/parley.pb.h"
+
+namespace parley::gateway {
+
+// A client stream as the registry sees it.
+class LocalStream {
+ public:
+  virtual ~LocalStream() = default;
+  // Queues a frame; must not block.
+  virtual void Push(std::shared_ptr<const parley::v1::ServerFrame> frame) = 0;
+  // The user's route is registered (or registration failed and the stream
+  // should go on anyway); called once per stream. Must not block.
+  virtual void OnRouteReady() = 0;
+  // Ends the stream with `status`; must not block.
+  virtual void Close(const grpc::Status& status) = 0;
+};
+
+class ConnectionRegistry {
+ public:
+  struct Options {
+    std::string gateway_id;
+    std::chrono::milliseconds heartbeat_interval{10000};
+    std::chrono::milliseconds presence_timeout{2000};
+    int route_workers = 4;
+  };
+
+  ConnectionRegistry(
+      ::parley::internal::v1::PresenceService::StubInterface* presence,
+      Options options);
+  ~ConnectionRegistry();
+
+  void Start();
+  // Drains pending route changes (unregistering what is gone) and stops the
+  // workers. Call after every stream has been removed.
+  void Stop();
+
+  void Add(int64_t user_id, LocalStream* stream);
+  void Remove(int64_t user_id, LocalStream* stream);
+  // Pushes the delivery's frame to the local streams of its recipients;
+  // returns how many streams got it.
+  size_t Deliver(const ::parley::internal::v1::Delivery& delivery);
+  // Closes every stream (shutdown).
+  void CloseAll(const grpc::Status& status);
+
+  size_t stream_count() const { return streams_.load(); }
+  size_t user_count() const;
+  const std::string& gateway_id() const { return options_.gateway_id; }
+
+ private:
+  static constexpr int kShards = 16;
+  struct UserEntry {
+    std::vector<LocalStream*> streams;
+    bool registered = false;  // presence has our route (as far as we know)
+    bool queued = false;      // a worker will look at this user
+  };
+  struct Shard {
+    mutable std::mutex mu;
+    std::unordered_map<int64_t, UserEntry> users ABSL_GUARDED_BY(mu);
+  };
+  struct Worker {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<int64_t> queue ABSL_GUARDED_BY(mu);
+    std::thread thread;
+  };
+
+  Shard& ShardFor(int64_t user_id) { return shards_[user_id % kShards]; }
+  void Enqueue(int64_t user_id);
+  void WorkerLoop(Worker* w);
+  void SyncRoute(int64_t user_id);
+  void HeartbeatLoop();
+  void SendHeartbeat();
+
+  ::parley::internal::v1::PresenceService::StubInterface* const presence_;
+  const Options options_;
+  std::array<Shard, kShards> shards_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> streams_{0};
+  std::mutex heartbeat_mu_;
+  std::condition_variable heartbeat_cv_;
+  std::thread heartbeat_;
+};
+
+}  // namespace parley::gateway
+
+#endif  // PARLEY_SERVICES_GATEWAY_CONNECTION_REGISTRY_H_

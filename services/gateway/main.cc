@@ -1,0 +1,159 @@
+// parley-gateway: the only client-facing service.
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/flags.h"
+#include "common/grpc_util.h"
+#include "common/logging.h"
+#include "common/thread_pool.h"
+#include "parley/internal/v1/presence.grpc.pb.h"
+#include "parley/internal/v1/storage.grpc.pb.h"
+#include "services/gateway/auth_service.h"
+#include "services/gateway/chat_service.h"
+#include "services/gateway/connection_registry.h"
+#include "services/gateway/message_backends.h"
+#include "services/gateway/token_authenticator.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "Address to serve on.");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, the bound port is written to this file.");
+ABSL_FLAG(std::string, storage_addr, "127.0.0.1:50054",
+          "Address of the storage service.");
+ABSL_FLAG(std::string, presence_addr, "127.0.0.1:50053",
+          "Address of the presence service.");
+ABSL_FLAG(std::string, message_addrs, "127.0.0.1:50052",
+          "Comma-separated addresses of every message instance.");
+ABSL_FLAG(std::string, gateway_id, "",
+          "This gateway's id in connection routes; default: random per start.");
+ABSL_FLAG(int64_t, token_ttl_s, 30 * 24 * 3600,
+          "Lifetime of issued access tokens, in seconds.");
+ABSL_FLAG(int, max_group_members, 10000, "Largest allowed group.");
+ABSL_FLAG(int, heartbeat_interval_ms, 10000,
+          "How often routes are refreshed in presence (keep well below the "
+          "presence route TTL).");
+ABSL_FLAG(int, backend_timeout_ms, 5000, "Deadline of calls to other services.");
+ABSL_FLAG(int, stream_queue, 4096,
+          "Frames queued for a client that does not read before it is "
+          "disconnected.");
+ABSL_FLAG(int, password_hash_threads, 2, "Threads hashing passwords.");
+ABSL_FLAG(uint64_t, password_hash_ops, 2, "argon2id ops limit.");
+ABSL_FLAG(uint64_t, password_hash_mem_kib, 65536, "argon2id memory limit.");
+
+namespace {
+
+struct Options {
+  std::string listen;
+  std::string port_file;
+  std::string storage_addr;
+  std::string presence_addr;
+  std::vector<std::string> message_addrs;
+  std::string gateway_id;
+  int heartbeat_interval_ms;
+  int password_hash_threads;
+  parley::gateway::AuthOptions auth;
+  parley::gateway::ChatOptions chat;
+};
+
+std::string RandomGatewayId() {
+  char host[64] = {0};
+  gethostname(host, sizeof host - 1);
+  std::mt19937_64 rng(std::random_device{}());
+  return absl::StrCat("gw-", host, "-", getpid(), "-", rng() % 1000000);
+}
+
+Options ReadFlags() {
+  Options o;
+  o.listen = absl::GetFlag(FLAGS_listen);
+  o.port_file = absl::GetFlag(FLAGS_port_file);
+  o.storage_addr = absl::GetFlag(FLAGS_storage_addr);
+  o.presence_addr = absl::GetFlag(FLAGS_presence_addr);
+  o.message_addrs = absl::StrSplit(absl::GetFlag(FLAGS_message_addrs), ',',
+                                   absl::SkipWhitespace());
+  o.gateway_id = absl::GetFlag(FLAGS_gateway_id);
+  if (o.gateway_id.empty()) o.gateway_id = RandomGatewayId();
+  o.heartbeat_interval_ms = absl::GetFlag(FLAGS_heartbeat_interval_ms);
+  o.password_hash_threads = absl::GetFlag(FLAGS_password_hash_threads);
+  const auto backend_timeout =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_backend_timeout_ms));
+  o.auth.token_ttl = std::chrono::seconds(absl::GetFlag(FLAGS_token_ttl_s));
+  o.auth.hash_cost.ops_limit = absl::GetFlag(FLAGS_password_hash_ops);
+  o.auth.hash_cost.mem_limit_bytes =
+      absl::GetFlag(FLAGS_password_hash_mem_kib) * 1024;
+  o.auth.storage_timeout = backend_timeout;
+  o.chat.max_group_members = absl::GetFlag(FLAGS_max_group_members);
+  o.chat.backend_timeout = backend_timeout;
+  o.chat.stream.max_queue = absl::GetFlag(FLAGS_stream_queue);
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  parley::InitProcess(argc, argv,
+                      "parley-gateway: the client-facing AuthService and "
+                      "ChatService.\nUsage: parley-gateway [flags]");
+  const Options o = ReadFlags();
+  if (o.message_addrs.empty()) {
+    spdlog::critical("--message_addrs must name at least one instance");
+    return 2;
+  }
+
+  auto storage = parley::internal::v1::StorageService::NewStub(
+      parley::MakeChannel(o.storage_addr));
+  auto presence = parley::internal::v1::PresenceService::NewStub(
+      parley::MakeChannel(o.presence_addr));
+  parley::gateway::TokenAuthenticator auth(
+      storage.get(), {.storage_timeout = o.auth.storage_timeout});
+  parley::gateway::ConnectionRegistry registry(
+      presence.get(),
+      {.gateway_id = o.gateway_id,
+       .heartbeat_interval = std::chrono::milliseconds(o.heartbeat_interval_ms)});
+  parley::gateway::MessageBackends messages(o.message_addrs, &registry);
+  parley::ThreadPool hash_pool("pwhash", o.password_hash_threads, 1024);
+  parley::gateway::AuthServiceImpl auth_service(o.auth, storage.get(), &auth,
+                                                &hash_pool);
+  parley::gateway::ChatServiceImpl chat_service(o.chat, storage.get(),
+                                                &messages, &auth, &registry);
+  registry.Start();
+  messages.Start();
+
+  auto server = parley::StartServer(
+      {.listen = o.listen, .port_file = o.port_file, .reflection = true},
+      {&auth_service, &chat_service});
+  if (!server.ok()) {
+    spdlog::critical("{}", server.status().ToString());
+    return 1;
+  }
+  // Report NOT_SERVING until every message instance's push stream is live,
+  // so that a ready gateway never misses live events.
+  auto* health = server->server->GetHealthCheckService();
+  health->SetServingStatus(false);
+  std::thread readiness([&] {
+    while (messages.live_subscriptions() < static_cast<int>(messages.size())) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    health->SetServingStatus(true);
+    spdlog::info("gateway {} ready", o.gateway_id);
+  });
+  readiness.detach();
+  spdlog::info("gateway {} serving on port {}", o.gateway_id, server->port);
+
+  const int sig = parley::WaitForShutdownSignal();
+  spdlog::info("signal {}: shutting down", sig);
+  health->SetServingStatus(false);
+  registry.CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                 "gateway is shutting down"));
+  parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
+  messages.Stop();
+  registry.Stop();
+  return 0;
+}

@@ -1,0 +1,65 @@
+// Every message instance this gateway knows: a stub per instance for calls,
+// and a subscriber thread per instance that holds its Subscribe stream open
+// (reconnecting with backoff) and hands each Delivery to the registry.
+//
+//   MessageBackends backends({"10.0.0.5:50052", "10.0.0.6:50052"}, &registry);
+//   backends.Start();
+//   auto* stub = backends.ForChat(chat_id);
+#ifndef PARLEY_SERVICES_GATEWAY_MESSAGE_BACKENDS_H_
+#define PARLEY_SERVICES_GATEWAY_MESSAGE_BACKENDS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "parley/internal/v1/message.grpc.pb.h"
+#include "services/gateway/connection_registry.h"
+
+namespace parley::gateway {
+
+class MessageBackends {
+ public:
+  MessageBackends(const std::vector<std::string>& addresses,
+                  ConnectionRegistry* registry);
+  ~MessageBackends();
+
+  void Start();
+  void Stop();
+
+  size_t size() const { return instances_.size(); }
+  // The instance for a chat (stable, so one chat's writes go to one place
+  // while it is healthy), skipping instances that are known to be down.
+  // `attempt` > 0 picks the next healthy one, for a retry.
+  ::parley::internal::v1::MessageService::StubInterface* ForChat(
+      int64_t chat_id, int attempt = 0);
+  // Number of Subscribe streams currently open.
+  int live_subscriptions() const { return live_.load(); }
+
+ private:
+  struct Instance {
+    std::string address;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<::parley::internal::v1::MessageService::Stub> stub;
+    std::thread subscriber;
+  };
+  void Subscribe(Instance* instance);
+
+  ConnectionRegistry* const registry_;
+  std::vector<std::unique_ptr<Instance>> instances_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> live_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<grpc::ClientContext*> active_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace parley::gateway
+
+#endif  // PARLEY_SERVICES_GATEWAY_MESSAGE_BACKENDS_H_

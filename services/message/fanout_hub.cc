@@ -1,0 +1,150 @@
+#include "services/message/fanout_hub.h"
+
+#include <deque>
+#include <utility>
+
+#include "common/logging.h"
+
+namespace parley::message {
+
+class GatewayStream final
+    : public grpc::ServerWriteReactor<internal::Delivery> {
+ public:
+  GatewayStream(FanoutHub* hub, std::string gateway_id, size_t max_queue)
+      : hub_(hub), gateway_id_(std::move(gateway_id)), max_queue_(max_queue) {}
+
+  void Enqueue(std::shared_ptr<const internal::Delivery> d) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finishing_) return;
+    if (queue_.size() >= max_queue_) {
+      spdlog::warn("gateway {} is not keeping up; dropping its stream",
+                   gateway_id_);
+      FinishLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                "subscriber queue is full"));
+      return;
+    }
+    queue_.push_back(std::move(d));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(queue_.front().get());
+    }
+  }
+
+  void Close(grpc::Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    FinishLocked(std::move(status));
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    queue_.pop_front();
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+    } else if (!finishing_ && !queue_.empty()) {
+      writing_ = true;
+      StartWrite(queue_.front().get());
+      return;
+    }
+    if (finishing_ && !finished_) {
+      finished_ = true;
+      Finish(final_status_);
+    }
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    hub_->Remove(gateway_id_, this);
+    spdlog::info("gateway {} unsubscribed", gateway_id_);
+    delete this;
+  }
+
+ private:
+  // Finishes now, or after the write in flight completes.
+  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finishing_) return;
+    finishing_ = true;
+    final_status_ = std::move(status);
+    if (!writing_) {
+      finished_ = true;
+      Finish(final_status_);
+    }
+  }
+
+  FanoutHub* const hub_;
+  const std::string gateway_id_;
+  const size_t max_queue_;
+  std::mutex mu_;
+  std::deque<std::shared_ptr<const internal::Delivery>> queue_
+      ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+};
+
+FanoutHub::~FanoutHub() { CloseAll(); }
+
+grpc::ServerWriteReactor<internal::Delivery>* FanoutHub::Open(
+    const std::string& gateway_id) {
+  auto* stream = new GatewayStream(this, gateway_id, max_queue_);
+  if (gateway_id.empty() || gateway_id.size() > 128) {
+    stream->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                               "gateway_id: must be 1-128 bytes"));
+    return stream;
+  }
+  GatewayStream* old = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& slot = streams_[gateway_id];
+    old = slot;
+    slot = stream;
+    // An empty first delivery tells the gateway that the stream is live.
+    stream->Enqueue(std::make_shared<internal::Delivery>());
+    if (old) {
+      old->Close(grpc::Status(grpc::StatusCode::ABORTED,
+                              "replaced by a newer stream"));
+    }
+  }
+  spdlog::info("gateway {} subscribed", gateway_id);
+  return stream;
+}
+
+bool FanoutHub::Push(const std::string& gateway_id,
+                     std::shared_ptr<const internal::Delivery> delivery) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = streams_.find(gateway_id);
+  if (it == streams_.end()) return false;
+  it->second->Enqueue(std::move(delivery));
+  return true;
+}
+
+void FanoutHub::Broadcast(std::shared_ptr<const internal::Delivery> delivery) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, stream] : streams_) stream->Enqueue(delivery);
+}
+
+void FanoutHub::CloseAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, stream] : streams_) {
+    stream->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                               "message service is shutting down"));
+  }
+}
+
+size_t FanoutHub::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return streams_.size();
+}
+
+void FanoutHub::Remove(const std::string& gateway_id, GatewayStream* stream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = streams_.find(gateway_id);
+  if (it != streams_.end() && it->second == stream) streams_.erase(it);
+}
+
+}  // namespace parley::message

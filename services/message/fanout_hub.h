@@ -1,0 +1,58 @@
+// The push side of the message service: one long-lived Subscribe stream per
+// gateway, each with a bounded queue and at most one write in flight.
+//
+//   FanoutHub hub(/*max_queue=*/10000);
+//   // In MessageService::Subscribe:
+//   return hub.Open(req->gateway_id());
+//   // After a commit:
+//   hub.Push("gw-1", delivery);   // false if gw-1 has no stream here
+#ifndef PARLEY_SERVICES_MESSAGE_FANOUT_HUB_H_
+#define PARLEY_SERVICES_MESSAGE_FANOUT_HUB_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "parley/internal/v1/message.grpc.pb.h"
+
+namespace parley::message {
+
+namespace internal = ::parley::internal::v1;
+
+class GatewayStream;
+
+class FanoutHub {
+ public:
+  explicit FanoutHub(size_t max_queue) : max_queue_(max_queue) {}
+  ~FanoutHub();
+
+  // Creates the reactor for a gateway's Subscribe call. A second stream for
+  // the same gateway id replaces the first.
+  grpc::ServerWriteReactor<internal::Delivery>* Open(
+      const std::string& gateway_id);
+  // Queues a delivery for one gateway; false if it has no stream here.
+  bool Push(const std::string& gateway_id,
+            std::shared_ptr<const internal::Delivery> delivery);
+  // Queues a delivery for every gateway (used when routes are unknown).
+  void Broadcast(std::shared_ptr<const internal::Delivery> delivery);
+  // Ends every stream, e.g. at shutdown.
+  void CloseAll();
+  size_t size() const;
+
+ private:
+  friend class GatewayStream;
+  void Remove(const std::string& gateway_id, GatewayStream* stream);
+
+  const size_t max_queue_;
+  mutable std::mutex mu_;
+  std::map<std::string, GatewayStream*> streams_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace parley::message
+
+#endif  // PARLEY_SERVICES_MESSAGE_FANOUT_HUB_H_

@@ -1,0 +1,84 @@
+// parley-message: the send pipeline and the push streams to gateways.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "common/flags.h"
+#include "common/grpc_util.h"
+#include "common/id_generator.h"
+#include "common/logging.h"
+#include "services/message/fanout_hub.h"
+#include "services/message/message_service.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50052", "Address to serve on.");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, the bound port is written to this file.");
+ABSL_FLAG(std::string, storage_addr, "127.0.0.1:50054",
+          "Address of the storage service.");
+ABSL_FLAG(std::string, presence_addr, "127.0.0.1:50053",
+          "Address of the presence service.");
+ABSL_FLAG(int, node_id, 0,
+          "Node id (0-1023) in message ids; unique per message instance.");
+ABSL_FLAG(int, storage_timeout_ms, 5000, "Deadline of calls to storage.");
+ABSL_FLAG(int, presence_timeout_ms, 1000, "Deadline of calls to presence.");
+ABSL_FLAG(int, gateway_queue, 100000,
+          "Deliveries queued per gateway stream before it is dropped.");
+
+namespace {
+
+struct Options {
+  std::string listen;
+  std::string port_file;
+  std::string storage_addr;
+  std::string presence_addr;
+  int node_id;
+  int gateway_queue;
+  parley::message::MessageServiceOptions service;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  parley::InitProcess(argc, argv,
+                      "parley-message: validates, persists and fans out chat "
+                      "events.\nUsage: parley-message [flags]");
+  Options o;
+  o.listen = absl::GetFlag(FLAGS_listen);
+  o.port_file = absl::GetFlag(FLAGS_port_file);
+  o.storage_addr = absl::GetFlag(FLAGS_storage_addr);
+  o.presence_addr = absl::GetFlag(FLAGS_presence_addr);
+  o.node_id = absl::GetFlag(FLAGS_node_id);
+  o.gateway_queue = absl::GetFlag(FLAGS_gateway_queue);
+  o.service.storage_timeout =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_storage_timeout_ms));
+  o.service.presence_timeout =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_presence_timeout_ms));
+
+  auto ids = parley::IdGenerator::Create(o.node_id);
+  if (!ids.ok()) {
+    spdlog::critical("{}", ids.status().ToString());
+    return 2;
+  }
+  std::unique_ptr<parley::IdGenerator> id_generator(*ids);
+  auto storage = parley::internal::v1::StorageService::NewStub(
+      parley::MakeChannel(o.storage_addr));
+  auto presence = parley::internal::v1::PresenceService::NewStub(
+      parley::MakeChannel(o.presence_addr));
+  parley::message::FanoutHub hub(o.gateway_queue);
+  parley::message::MessageServiceImpl service(
+      o.service, id_generator.get(), storage.get(), presence.get(), &hub);
+
+  auto server = parley::StartServer(
+      {.listen = o.listen, .port_file = o.port_file}, {&service});
+  if (!server.ok()) {
+    spdlog::critical("{}", server.status().ToString());
+    return 1;
+  }
+  spdlog::info("message node {} serving on port {}", o.node_id, server->port);
+  const int sig = parley::WaitForShutdownSignal();
+  spdlog::info("signal {}: shutting down", sig);
+  hub.CloseAll();
+  parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
+  return 0;
+}

@@ -1,0 +1,146 @@
+#include "services/message/message_service.h"
+
+#include <utility>
+
+#include "common/async_call.h"
+#include "common/logging.h"
+#include "common/status_util.h"
+#include "common/validation.h"
+
+namespace parley::message {
+namespace {
+
+absl::Status ValidateSend(const internal::AppendMessageRequest& req) {
+  if (req.sender_user_id() <= 0) {
+    return absl::InvalidArgumentError("sender_user_id: must be positive");
+  }
+  if (req.chat_id() <= 0) {
+    return absl::InvalidArgumentError("chat_id: is not a valid id");
+  }
+  if (auto s = ValidateClientMessageId(req.client_message_id()); !s.ok()) {
+    return s;
+  }
+  if (req.reply_to_message_id() < 0) {
+    return absl::InvalidArgumentError("reply_to_message_id: is not a valid id");
+  }
+  if (req.file_id() < 0) {
+    return absl::InvalidArgumentError("file_id: is not a valid id");
+  }
+  if (req.file_id() != 0) {
+    return absl::UnimplementedError("file_id: file sharing is not available yet");
+  }
+  return ValidateMessageText(req.text(), /*required=*/req.file_id() == 0);
+}
+
+}  // namespace
+
+MessageServiceImpl::MessageServiceImpl(
+    MessageServiceOptions options, IdGenerator* ids,
+    internal::StorageService::StubInterface* storage,
+    internal::PresenceService::StubInterface* presence, FanoutHub* hub)
+    : options_(options),
+      ids_(ids),
+      storage_(storage),
+      presence_(presence),
+      hub_(hub) {}
+
+grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
+    grpc::CallbackServerContext* ctx, const internal::AppendMessageRequest* req,
+    parley::v1::Message* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (auto s = ValidateSend(*req); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  internal::AppendMessageRequest append = *req;
+  append.set_message_id(ids_->Next());
+  CallAsync(storage_->async(), &internal::StorageService::StubInterface::async_interface::AppendMessage,
+            std::move(append),
+            RemainingOr(ctx->deadline(), options_.storage_timeout),
+            [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
+              if (!r.ok()) {
+                reactor->Finish(ToGrpcStatus(r.status()));
+                return;
+              }
+              *resp = r->event().message_created();
+              reactor->Finish(grpc::Status::OK);
+              if (!r->duplicate()) Fanout(r->event(), r->recipient_user_ids());
+            });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessageServiceImpl::AddMembers(
+    grpc::CallbackServerContext* ctx, const internal::AddMembersRequest* req,
+    parley::v1::Chat* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  CallAsync(storage_->async(), &internal::StorageService::StubInterface::async_interface::AddMembers,
+            *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
+            [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
+              if (!r.ok()) {
+                reactor->Finish(ToGrpcStatus(r.status()));
+                return;
+              }
+              *resp = r->chat();
+              reactor->Finish(grpc::Status::OK);
+              if (!r->duplicate()) Fanout(r->event(), r->recipient_user_ids());
+            });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessageServiceImpl::RemoveMember(
+    grpc::CallbackServerContext* ctx, const internal::RemoveMemberRequest* req,
+    parley::v1::Chat* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  CallAsync(storage_->async(), &internal::StorageService::StubInterface::async_interface::RemoveMember,
+            *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
+            [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
+              if (!r.ok()) {
+                reactor->Finish(ToGrpcStatus(r.status()));
+                return;
+              }
+              *resp = r->chat();
+              reactor->Finish(grpc::Status::OK);
+              if (!r->duplicate()) Fanout(r->event(), r->recipient_user_ids());
+            });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<internal::Delivery>* MessageServiceImpl::Subscribe(
+    grpc::CallbackServerContext* ctx, const internal::SubscribeRequest* req) {
+  return hub_->Open(req->gateway_id());
+}
+
+void MessageServiceImpl::Fanout(
+    const parley::v1::ChatEvent& event,
+    const google::protobuf::RepeatedField<int64_t>& recipients) {
+  if (recipients.empty()) return;
+  auto frame = std::make_shared<parley::v1::ServerFrame>();
+  *frame->mutable_chat_event() = event;
+  internal::GetRoutesRequest lookup;
+  lookup.mutable_user_ids()->CopyFrom(recipients);
+  std::vector<int64_t> all(recipients.begin(), recipients.end());
+  CallAsync(
+      presence_->async(), &internal::PresenceService::StubInterface::async_interface::GetRoutes, std::move(lookup),
+      options_.presence_timeout,
+      [this, frame, all = std::move(all)](
+          absl::StatusOr<internal::GetRoutesResponse> routes) {
+        if (!routes.ok()) {
+          // Routes unknown: let every gateway pick out its own recipients.
+          spdlog::warn("route lookup failed ({}); broadcasting",
+                       absl::StatusCodeToString(routes.status().code()));
+          auto d = std::make_shared<internal::Delivery>();
+          d->mutable_recipient_user_ids()->Add(all.begin(), all.end());
+          *d->mutable_frame() = *frame;
+          hub_->Broadcast(std::move(d));
+          return;
+        }
+        for (const auto& g : routes->gateways()) {
+          auto d = std::make_shared<internal::Delivery>();
+          *d->mutable_recipient_user_ids() = g.user_ids();
+          *d->mutable_frame() = *frame;
+          hub_->Push(g.gateway_id(), std::move(d));
+        }
+      });
+}
+
+}  // namespace parley::message

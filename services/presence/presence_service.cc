@@ -1,0 +1,111 @@
+#include "services/presence/presence_service.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <vector>
+
+#include "common/pool_reactor.h"
+#include "common/validation.h"
+
+namespace parley::presence {
+namespace {
+
+constexpr int kMaxUsersPerCall = 10000;
+
+absl::Status CheckRoute(const internal::RouteRequest& req) {
+  if (req.gateway_id().empty() || req.gateway_id().size() > 128) {
+    return absl::InvalidArgumentError("gateway_id: must be 1-128 bytes");
+  }
+  if (req.user_id() <= 0) {
+    return absl::InvalidArgumentError("user_id: must be positive");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckUsers(int size) {
+  if (size > kMaxUsersPerCall) {
+    return absl::InvalidArgumentError("user_ids: at most 10000 per call");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* PresenceServiceImpl::RegisterRoute(
+    grpc::CallbackServerContext* ctx, const internal::RouteRequest* req,
+    internal::RouteResponse* resp) {
+  return FinishOnPool(ctx, pool_, [this, req, resp]() -> absl::Status {
+    if (auto s = CheckRoute(*req); !s.ok()) return s;
+    auto changed = routes_->Register(req->gateway_id(), req->user_id());
+    if (!changed.ok()) return changed.status();
+    resp->set_online_changed(*changed);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* PresenceServiceImpl::UnregisterRoute(
+    grpc::CallbackServerContext* ctx, const internal::RouteRequest* req,
+    internal::RouteResponse* resp) {
+  return FinishOnPool(ctx, pool_, [this, req, resp]() -> absl::Status {
+    if (auto s = CheckRoute(*req); !s.ok()) return s;
+    auto changed = routes_->Unregister(req->gateway_id(), req->user_id());
+    if (!changed.ok()) return changed.status();
+    resp->set_online_changed(*changed);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* PresenceServiceImpl::Heartbeat(
+    grpc::CallbackServerContext* ctx, const internal::HeartbeatRequest* req,
+    internal::HeartbeatResponse*) {
+  return FinishOnPool(ctx, pool_, [this, req]() -> absl::Status {
+    if (req->gateway_id().empty()) {
+      return absl::InvalidArgumentError("gateway_id: is required");
+    }
+    if (auto s = CheckUsers(req->user_ids_size()); !s.ok()) return s;
+    return routes_->Heartbeat(
+        req->gateway_id(),
+        std::vector<int64_t>(req->user_ids().begin(), req->user_ids().end()));
+  });
+}
+
+grpc::ServerUnaryReactor* PresenceServiceImpl::GetRoutes(
+    grpc::CallbackServerContext* ctx, const internal::GetRoutesRequest* req,
+    internal::GetRoutesResponse* resp) {
+  return FinishOnPool(ctx, pool_, [this, req, resp]() -> absl::Status {
+    if (auto s = CheckUsers(req->user_ids_size()); !s.ok()) return s;
+    auto routes = routes_->Lookup(
+        std::vector<int64_t>(req->user_ids().begin(), req->user_ids().end()));
+    if (!routes.ok()) return routes.status();
+    for (auto& [gateway, users] : *routes) {
+      auto* g = resp->add_gateways();
+      g->set_gateway_id(gateway);
+      g->mutable_user_ids()->Add(users.begin(), users.end());
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* PresenceServiceImpl::GetPresence(
+    grpc::CallbackServerContext* ctx, const internal::GetPresenceRequest* req,
+    internal::GetPresenceResponse* resp) {
+  return FinishOnPool(ctx, pool_, [this, req, resp]() -> absl::Status {
+    if (auto s = CheckUsers(req->user_ids_size()); !s.ok()) return s;
+    auto presences = routes_->GetPresence(
+        std::vector<int64_t>(req->user_ids().begin(), req->user_ids().end()));
+    if (!presences.ok()) return presences.status();
+    for (const UserPresence& p : *presences) {
+      auto* out = resp->add_presences();
+      out->set_user_id(FormatId(p.user_id));
+      out->set_online(p.online);
+      if (p.last_seen_ms > 0) {
+        *out->mutable_last_seen_time() =
+            google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
+                p.last_seen_ms);
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace parley::presence

@@ -1,0 +1,167 @@
+#include "services/presence/route_store.h"
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace parley::presence {
+namespace {
+
+// KEYS[1] routes, ARGV: now, expiry, gateway, ttl. Returns the number of live
+// routes before the change.
+constexpr char kRegisterScript[] = R"lua(
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local before = redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return before
+)lua";
+
+// KEYS[1] routes, KEYS[2] seen, ARGV: now, gateway. Returns the number of
+// live routes left; records last-seen when none is.
+constexpr char kUnregisterScript[] = R"lua(
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local after = redis.call('ZCARD', KEYS[1])
+if after == 0 then redis.call('SET', KEYS[2], ARGV[1]) end
+return after
+)lua";
+
+absl::Status ReplyError(const RedisReply& r) {
+  if (r.type == RedisReply::Type::kError) {
+    return absl::UnavailableError(absl::StrCat("redis: ", r.str));
+  }
+  return absl::OkStatus();
+}
+
+int64_t SystemNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string RouteStore::RoutesKey(int64_t user_id) {
+  return absl::StrCat("parley:{u:", user_id, "}:routes");
+}
+std::string RouteStore::SeenKey(int64_t user_id) {
+  return absl::StrCat("parley:{u:", user_id, "}:seen");
+}
+
+RouteStore::RouteStore(RedisClient* redis, Options options)
+    : redis_(redis), options_(std::move(options)) {}
+
+int64_t RouteStore::Now() const {
+  return options_.clock_ms ? options_.clock_ms() : SystemNowMs();
+}
+
+absl::StatusOr<bool> RouteStore::Register(const std::string& gateway_id,
+                                          int64_t user_id) {
+  const int64_t now = Now();
+  auto r = redis_->Command(
+      {"EVAL", kRegisterScript, "1", RoutesKey(user_id), absl::StrCat(now),
+       absl::StrCat(now + options_.route_ttl.count()), gateway_id,
+       absl::StrCat(options_.route_ttl.count())});
+  if (!r.ok()) return r.status();
+  if (auto s = ReplyError(*r); !s.ok()) return s;
+  return r->integer == 0;
+}
+
+absl::StatusOr<bool> RouteStore::Unregister(const std::string& gateway_id,
+                                            int64_t user_id) {
+  const int64_t now = Now();
+  auto r = redis_->Command({"EVAL", kUnregisterScript, "2", RoutesKey(user_id),
+                            SeenKey(user_id), absl::StrCat(now), gateway_id});
+  if (!r.ok()) return r.status();
+  if (auto s = ReplyError(*r); !s.ok()) return s;
+  return r->integer == 0;
+}
+
+absl::Status RouteStore::Heartbeat(const std::string& gateway_id,
+                                   const std::vector<int64_t>& user_ids) {
+  if (user_ids.empty()) return absl::OkStatus();
+  const int64_t now = Now();
+  const std::string expiry = absl::StrCat(now + options_.route_ttl.count());
+  const std::string ttl = absl::StrCat(options_.route_ttl.count());
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(user_ids.size() * 2);
+  for (int64_t uid : user_ids) {
+    const std::string key = RoutesKey(uid);
+    commands.push_back({"ZADD", key, expiry, gateway_id});
+    commands.push_back({"PEXPIRE", key, ttl});
+  }
+  auto replies = redis_->Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  for (const auto& r : *replies) {
+    if (auto s = ReplyError(r); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, std::vector<int64_t>>> RouteStore::Lookup(
+    const std::vector<int64_t>& user_ids) {
+  std::map<std::string, std::vector<int64_t>> out;
+  if (user_ids.empty()) return out;
+  const std::string now = absl::StrCat(Now());
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(user_ids.size());
+  for (int64_t uid : user_ids) {
+    commands.push_back({"ZRANGEBYSCORE", RoutesKey(uid), now, "+inf"});
+  }
+  auto replies = redis_->Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  for (size_t i = 0; i < user_ids.size(); ++i) {
+    const RedisReply& r = (*replies)[i];
+    if (auto s = ReplyError(r); !s.ok()) return s;
+    for (const auto& gw : r.elements) out[gw.str].push_back(user_ids[i]);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<UserPresence>> RouteStore::GetPresence(
+    const std::vector<int64_t>& user_ids) {
+  std::vector<UserPresence> out;
+  if (user_ids.empty()) return out;
+  const int64_t now = Now();
+  std::vector<std::vector<std::string>> commands;
+  for (int64_t uid : user_ids) {
+    // Newest route (by expiry) and the recorded last-seen time.
+    commands.push_back(
+        {"ZREVRANGE", RoutesKey(uid), "0", "0", "WITHSCORES"});
+    commands.push_back({"GET", SeenKey(uid)});
+  }
+  auto replies = redis_->Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  for (size_t i = 0; i < user_ids.size(); ++i) {
+    const RedisReply& routes = (*replies)[2 * i];
+    const RedisReply& seen = (*replies)[2 * i + 1];
+    if (auto s = ReplyError(routes); !s.ok()) return s;
+    UserPresence p;
+    p.user_id = user_ids[i];
+    int64_t expiry = 0;
+    if (routes.elements.size() == 2) {
+      double score = 0;
+      if (absl::SimpleAtod(routes.elements[1].str, &score)) {
+        expiry = static_cast<int64_t>(score);
+      }
+    }
+    if (expiry > now) {
+      p.online = true;
+      p.last_seen_ms = now;
+    } else {
+      int64_t seen_ms = 0;
+      if (seen.type == RedisReply::Type::kString) {
+        absl::SimpleAtoi(seen.str, &seen_ms);
+      }
+      // A gateway that died was last heard from one TTL before expiry.
+      const int64_t heard = expiry ? expiry - options_.route_ttl.count() : 0;
+      p.last_seen_ms = std::max(seen_ms, heard);
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace parley::presence

@@ -1,0 +1,139 @@
+// RouteStore against a real Redis server started for this suite.
+#include "services/presence/route_store.h"
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/test_redis.h"
+
+namespace parley::presence {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
+
+class RouteStoreTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto r = testing::TestRedis::Start();
+    ASSERT_TRUE(r.ok()) << r.status();
+    redis_server_ = r->release();
+  }
+  static void TearDownTestSuite() { delete redis_server_; }
+
+  void SetUp() override {
+    auto opts = RedisClient::ParseUrl(redis_server_->url());
+    ASSERT_TRUE(opts.ok());
+    client_ = std::make_unique<RedisClient>(*opts);
+    ASSERT_TRUE(client_->Command({"FLUSHALL"}).ok());
+    store_ = std::make_unique<RouteStore>(
+        client_.get(),
+        RouteStore::Options{.route_ttl = std::chrono::milliseconds(30000),
+                            .clock_ms = [this] { return now_.load(); }});
+  }
+
+  static testing::TestRedis* redis_server_;
+  std::atomic<int64_t> now_{1'800'000'000'000};
+  std::unique_ptr<RedisClient> client_;
+  std::unique_ptr<RouteStore> store_;
+};
+
+testing::TestRedis* RouteStoreTest::redis_server_ = nullptr;
+
+TEST_F(RouteStoreTest, ParseUrl) {
+  auto o = RedisClient::ParseUrl("redis://10.1.2.3:7000/3");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->host, "10.1.2.3");
+  EXPECT_EQ(o->port, 7000);
+  EXPECT_EQ(o->db, 3);
+  EXPECT_FALSE(RedisClient::ParseUrl("http://x:1").ok());
+  EXPECT_FALSE(RedisClient::ParseUrl("redis://x:port").ok());
+}
+
+TEST_F(RouteStoreTest, KeysShareOneClusterSlotPerUser) {
+  EXPECT_EQ(RouteStore::RoutesKey(42), "parley:{u:42}:routes");
+  EXPECT_EQ(RouteStore::SeenKey(42), "parley:{u:42}:seen");
+}
+
+TEST_F(RouteStoreTest, SeveralGatewaysOneUser) {
+  auto first = store_->Register("gw-a", 7);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(*first);  // came online
+  auto second = store_->Register("gw-b", 7);
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(*second);  // already online
+  ASSERT_TRUE(store_->Register("gw-a", 8).ok());
+
+  auto routes = store_->Lookup({7, 8, 9});
+  ASSERT_TRUE(routes.ok()) << routes.status();
+  EXPECT_THAT(*routes, UnorderedElementsAre(Pair("gw-a", ElementsAre(7, 8)),
+                                            Pair("gw-b", ElementsAre(7))));
+
+  auto gone = store_->Unregister("gw-a", 7);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(*gone);  // still on gw-b
+  gone = store_->Unregister("gw-b", 7);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_TRUE(*gone);
+
+  auto presence = store_->GetPresence({7, 8, 9});
+  ASSERT_TRUE(presence.ok());
+  ASSERT_EQ(presence->size(), 3u);
+  EXPECT_FALSE((*presence)[0].online);
+  EXPECT_EQ((*presence)[0].last_seen_ms, now_.load());
+  EXPECT_TRUE((*presence)[1].online);
+  EXPECT_FALSE((*presence)[2].online);
+  EXPECT_EQ((*presence)[2].last_seen_ms, 0);
+}
+
+TEST_F(RouteStoreTest, DeadGatewayRoutesExpireAfterTtl) {
+  ASSERT_TRUE(store_->Register("gw-dead", 11).ok());
+  const int64_t registered = now_.load();
+  now_ += 29'000;
+  EXPECT_EQ(store_->Lookup({11})->size(), 1u);
+  now_ += 2'000;  // past the TTL without a heartbeat
+  EXPECT_TRUE(store_->Lookup({11})->empty());
+  auto presence = store_->GetPresence({11});
+  ASSERT_TRUE(presence.ok());
+  EXPECT_FALSE((*presence)[0].online);
+  EXPECT_EQ((*presence)[0].last_seen_ms, registered);
+  // Registering again after expiry counts as coming online.
+  EXPECT_TRUE(*store_->Register("gw-new", 11));
+}
+
+TEST_F(RouteStoreTest, HeartbeatRefreshesAndRecreatesRoutes) {
+  ASSERT_TRUE(store_->Register("gw-a", 21).ok());
+  now_ += 20'000;
+  ASSERT_TRUE(store_->Heartbeat("gw-a", {21, 22}).ok());
+  now_ += 20'000;  // 40 s after register, 20 s after heartbeat
+  auto routes = store_->Lookup({21, 22});
+  ASSERT_TRUE(routes.ok());
+  EXPECT_THAT(*routes, UnorderedElementsAre(Pair("gw-a", ElementsAre(21, 22))));
+
+  // Redis losing everything: the next heartbeat restores the routes.
+  ASSERT_TRUE(client_->Command({"FLUSHALL"}).ok());
+  EXPECT_TRUE(store_->Lookup({21})->empty());
+  ASSERT_TRUE(store_->Heartbeat("gw-a", {21}).ok());
+  EXPECT_EQ(store_->Lookup({21})->size(), 1u);
+}
+
+TEST_F(RouteStoreTest, RedisDownIsUnavailableAndRecovers) {
+  ASSERT_TRUE(store_->Register("gw-a", 31).ok());
+  redis_server_->Stop();
+  const auto start = std::chrono::steady_clock::now();
+  auto r = store_->Register("gw-a", 32);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  ASSERT_TRUE(redis_server_->StartAgain().ok());
+  // Same client, no restart: the broken connection is replaced.
+  auto again = store_->Register("gw-a", 32);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(*again);
+}
+
+}  // namespace
+}  // namespace parley::presence

@@ -1,0 +1,104 @@
+// parley-storage: the only service that talks to PostgreSQL.
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "common/flags.h"
+#include "common/grpc_util.h"
+#include "common/logging.h"
+#include "common/pg/pg_pool.h"
+#include "common/thread_pool.h"
+#include "services/storage/migrations.h"
+#include "services/storage/storage_repository.h"
+#include "services/storage/storage_service.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50054",
+          "host:port to serve gRPC on; port 0 picks a free port.");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, the bound port is written to this file once serving.");
+ABSL_FLAG(std::string, postgres_url, "postgresql://127.0.0.1:50055/parley",
+          "libpq connection URL of the database.");
+ABSL_FLAG(int, pool_size, 8,
+          "PostgreSQL connections, and worker threads serving requests.");
+ABSL_FLAG(int, statement_timeout_ms, 5000,
+          "statement_timeout of every database session; 0 disables it.");
+ABSL_FLAG(bool, migrate, true, "Apply pending schema migrations at start.");
+
+namespace {
+
+// Waits up to `wait` for the database, e.g. while it starts next to us.
+absl::Status WaitForDatabase(parley::PgPool& pool, bool migrate,
+                             std::chrono::seconds wait) {
+  const auto end = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    absl::Status s;
+    if (migrate) {
+      absl::StatusOr<int> applied =
+          parley::ApplyMigrations(pool, parley::storage::StorageMigrations());
+      s = applied.status();
+      if (s.ok()) spdlog::info("schema migrations applied: {}", *applied);
+    } else {
+      s = pool.Transact([](pqxx::work& tx) {
+        tx.exec("SELECT 1");
+        return absl::OkStatus();
+      });
+    }
+    if (s.ok() || s.code() != absl::StatusCode::kUnavailable ||
+        std::chrono::steady_clock::now() >= end) {
+      return s;
+    }
+    spdlog::warn("database not ready ({}); retrying", s.ToString());
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  parley::InitProcess(argc, argv,
+                      "parley-storage: users, chats and messages in "
+                      "PostgreSQL, served over gRPC");
+  const int pool_size = absl::GetFlag(FLAGS_pool_size);
+  if (pool_size < 1) {
+    spdlog::error("--pool_size must be at least 1");
+    return 2;
+  }
+
+  parley::PgPoolOptions pg_options;
+  pg_options.url = absl::GetFlag(FLAGS_postgres_url);
+  pg_options.size = pool_size;
+  pg_options.statement_timeout_ms = absl::GetFlag(FLAGS_statement_timeout_ms);
+  parley::PgPool pg_pool(pg_options);
+  if (absl::Status s = WaitForDatabase(pg_pool, absl::GetFlag(FLAGS_migrate),
+                                       std::chrono::seconds(30));
+      !s.ok()) {
+    spdlog::error("database not usable: {}", s.ToString());
+    return 1;
+  }
+
+  parley::storage::StorageRepository repo(&pg_pool);
+  parley::ThreadPool workers("storage", pool_size,
+                             static_cast<size_t>(pool_size) * 64);
+  parley::storage::StorageServiceImpl service(&repo, &workers);
+
+  parley::ServerOptions server_options;
+  server_options.listen = absl::GetFlag(FLAGS_listen);
+  server_options.port_file = absl::GetFlag(FLAGS_port_file);
+  absl::StatusOr<parley::RunningServer> server =
+      parley::StartServer(server_options, {&service});
+  if (!server.ok()) {
+    spdlog::error("cannot start server: {}", server.status().ToString());
+    return 1;
+  }
+  spdlog::info("parley-storage listening on port {} ({})", server->port,
+               server_options.listen);
+
+  const int sig = parley::WaitForShutdownSignal();
+  spdlog::info("signal {}: shutting down", sig);
+  parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
+  server->server->Wait();
+  return 0;
+}

@@ -1,0 +1,903 @@
+#include "services/storage/storage_repository.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <pqxx/pqxx>
+#include <set>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/pg/pg_pool.h"
+#include "common/validation.h"
+
+namespace parley::storage {
+namespace {
+
+namespace iv1 = ::parley::internal::v1;
+namespace pv1 = ::parley::v1;
+
+constexpr int kChatDirect = 1;
+constexpr int kRoleMember = 1;
+constexpr int kRoleAdmin = 2;
+constexpr int kEventMessageCreated = 1;
+constexpr int kEventMessageEdited = 2;
+constexpr int kEventMessageDeleted = 3;
+constexpr int kEventReactionChanged = 4;
+constexpr int kEventMembersChanged = 5;
+
+// SQL for "microseconds since the Unix epoch" of a timestamptz expression.
+// extract() yields numeric, so the value is exact.
+#define PARLEY_US(expr) "(extract(epoch from " expr ") * 1000000)::bigint"
+
+// Columns read by ReadMessage, in order; `m` is the messages table.
+constexpr char kMessageColumns[] =
+    "m.message_id, m.chat_id, m.seq, m.sender_id, m.client_message_id, "
+    "m.text, m.file_id, m.reply_to_message_id, " PARLEY_US(
+        "m.create_time") ", " PARLEY_US("m.edit_time") ", m.deleted";
+
+google::protobuf::Timestamp TimestampFromUs(int64_t us) {
+  int64_t seconds = us / 1000000;
+  int64_t rest = us % 1000000;
+  if (rest < 0) {
+    rest += 1000000;
+    --seconds;
+  }
+  google::protobuf::Timestamp t;
+  t.set_seconds(seconds);
+  t.set_nanos(static_cast<int32_t>(rest * 1000));
+  return t;
+}
+
+int64_t UsFromTimestamp(const google::protobuf::Timestamp& t) {
+  return t.seconds() * 1000000 + t.nanos() / 1000;
+}
+
+// A bigint[] literal for a `$n::bigint[]` parameter.
+std::string IdArray(const std::vector<int64_t>& ids) {
+  return absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+}
+
+absl::Status RequireId(absl::string_view field, int64_t id) {
+  if (id <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be a positive id"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireOptionalId(absl::string_view field, int64_t id) {
+  if (id < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must not be negative"));
+  }
+  return absl::OkStatus();
+}
+
+int64_t PageSize(int32_t page_size) {
+  if (page_size <= 0) return kDefaultPageSize;
+  return std::min<int64_t>(page_size, kMaxPageSize);
+}
+
+int64_t ClampSeq(uint64_t seq) {
+  return static_cast<int64_t>(std::min<uint64_t>(
+      seq, static_cast<uint64_t>(std::numeric_limits<int64_t>::max())));
+}
+
+std::vector<int64_t> Dedupe(const google::protobuf::RepeatedField<int64_t>& ids,
+                            int64_t skip) {
+  std::vector<int64_t> out;
+  std::unordered_set<int64_t> seen;
+  for (int64_t id : ids) {
+    if (id == skip || !seen.insert(id).second) continue;
+    out.push_back(id);
+  }
+  return out;
+}
+
+absl::Status ChatNotFound(int64_t chat_id) {
+  return absl::NotFoundError(
+      absl::StrCat("chat_id: chat ", chat_id, " not found"));
+}
+
+absl::Status NotAMember() {
+  return absl::PermissionDeniedError(
+      "chat_id: the caller is not a member of this chat");
+}
+
+// Returns the first of `wanted` that is not a user, or 0.
+int64_t FirstUnknownUser(pqxx::work& tx, const std::vector<int64_t>& wanted) {
+  std::set<int64_t> found;
+  for (const auto& row : tx.exec_params(
+           "SELECT user_id FROM users WHERE user_id = ANY($1::bigint[])",
+           IdArray(wanted))) {
+    found.insert(row[0].as<int64_t>());
+  }
+  for (int64_t id : wanted) {
+    if (!found.count(id)) return id;
+  }
+  return 0;
+}
+
+struct Membership {
+  int type = 0;
+  int role = 0;  // 0 when not a member
+};
+
+// NOT_FOUND for an unknown chat, PERMISSION_DENIED for a non-member. With
+// `lock` the chat row is locked FOR UPDATE, serialising membership changes.
+absl::StatusOr<Membership> CheckMember(pqxx::work& tx, int64_t chat_id,
+                                       int64_t user_id, bool lock) {
+  const pqxx::result r =
+      tx.exec_params(absl::StrCat("SELECT c.type, m.role FROM chats c "
+                                  "LEFT JOIN chat_members m "
+                                  "ON m.chat_id = c.chat_id AND m.user_id = $2 "
+                                  "WHERE c.chat_id = $1",
+                                  lock ? " FOR UPDATE OF c" : ""),
+                     chat_id, user_id);
+  if (r.empty()) return ChatNotFound(chat_id);
+  if (r[0][1].is_null()) return NotAMember();
+  return Membership{r[0][0].as<int>(), r[0][1].as<int>()};
+}
+
+// Loads chats as `viewer` sees them (unread_count is 0 for a non-member),
+// keyed by id.
+std::map<int64_t, pv1::Chat> LoadChats(pqxx::work& tx, int64_t viewer,
+                                       const std::vector<int64_t>& ids) {
+  std::map<int64_t, pv1::Chat> chats;
+  if (ids.empty()) return chats;
+  const std::string array = IdArray(ids);
+  const pqxx::result r = tx.exec_params(
+      "SELECT c.chat_id, c.type, c.title, c.last_seq, " PARLEY_US(
+          "c.create_time") ", "
+                           "(SELECT count(*) FROM messages x "
+                           " WHERE x.chat_id = c.chat_id AND x.seq > m.read_seq"
+                           " AND x.sender_id <> $1 AND NOT x.deleted) "
+                           "FROM chats c LEFT JOIN chat_members m "
+                           "ON m.chat_id = c.chat_id AND m.user_id = $1 "
+                           "WHERE c.chat_id = ANY($2::bigint[])",
+      viewer, array);
+  for (const auto& row : r) {
+    const int64_t id = row[0].as<int64_t>();
+    pv1::Chat& chat = chats[id];
+    chat.set_chat_id(FormatId(id));
+    chat.set_type(static_cast<pv1::ChatType>(row[1].as<int>()));
+    chat.set_title(row[2].as<std::string>());
+    chat.set_last_seq(row[3].as<uint64_t>());
+    *chat.mutable_create_time() = TimestampFromUs(row[4].as<int64_t>());
+    chat.set_unread_count(row[5].is_null() ? 0 : row[5].as<uint64_t>());
+  }
+  const pqxx::result members = tx.exec_params(
+      "SELECT chat_id, user_id, role FROM chat_members "
+      "WHERE chat_id = ANY($1::bigint[]) ORDER BY chat_id, join_ordinal",
+      array);
+  for (const auto& row : members) {
+    auto it = chats.find(row[0].as<int64_t>());
+    if (it == chats.end()) continue;
+    const std::string user = FormatId(row[1].as<int64_t>());
+    it->second.add_member_user_ids(user);
+    if (row[2].as<int>() == kRoleAdmin) it->second.add_admin_user_ids(user);
+  }
+  return chats;
+}
+
+absl::StatusOr<pv1::Chat> LoadChat(pqxx::work& tx, int64_t viewer,
+                                   int64_t chat_id) {
+  auto chats = LoadChats(tx, viewer, {chat_id});
+  auto it = chats.find(chat_id);
+  if (it == chats.end()) return ChatNotFound(chat_id);
+  return std::move(it->second);
+}
+
+std::vector<int64_t> MemberIds(const pv1::Chat& chat) {
+  std::vector<int64_t> ids;
+  for (const auto& s : chat.member_user_ids()) {
+    int64_t id = 0;
+    if (absl::SimpleAtoi(s, &id)) ids.push_back(id);
+  }
+  return ids;
+}
+
+// Fills `msg` from kMessageColumns starting at column `at`.
+void ReadMessage(const pqxx::row& row, int at, pv1::Message* msg) {
+  msg->set_message_id(FormatId(row[at].as<int64_t>()));
+  msg->set_chat_id(FormatId(row[at + 1].as<int64_t>()));
+  msg->set_seq(row[at + 2].as<uint64_t>());
+  msg->set_sender_user_id(FormatId(row[at + 3].as<int64_t>()));
+  msg->set_client_message_id(row[at + 4].as<std::string>());
+  const bool deleted = row[at + 10].as<bool>();
+  msg->set_deleted(deleted);
+  if (!deleted) {
+    msg->set_text(row[at + 5].as<std::string>());
+    if (!row[at + 6].is_null()) {
+      msg->mutable_file()->set_file_id(FormatId(row[at + 6].as<int64_t>()));
+    }
+  }
+  if (!row[at + 7].is_null()) {
+    msg->set_reply_to_message_id(FormatId(row[at + 7].as<int64_t>()));
+  }
+  *msg->mutable_create_time() = TimestampFromUs(row[at + 8].as<int64_t>());
+  if (!row[at + 9].is_null()) {
+    *msg->mutable_edit_time() = TimestampFromUs(row[at + 9].as<int64_t>());
+  }
+}
+
+// Bumps the chat's seq, records a members_changed event carrying the chat
+// after the change, and fills `result` for `actor`. `also_notify` (when
+// non-zero) is added to the recipients.
+absl::Status AppendMembersChanged(pqxx::work& tx, int64_t chat_id,
+                                  int64_t actor, int64_t also_notify,
+                                  iv1::ChatEventResult* result) {
+  const pqxx::result bumped = tx.exec_params(
+      "UPDATE chats SET last_seq = last_seq + 1, last_event_time = now() "
+      "WHERE chat_id = $1 RETURNING last_seq",
+      chat_id);
+  if (bumped.empty()) return ChatNotFound(chat_id);
+  const int64_t seq = bumped[0][0].as<int64_t>();
+  // The event carries a viewer-neutral chat (unread_count 0).
+  absl::StatusOr<pv1::Chat> neutral = LoadChat(tx, 0, chat_id);
+  if (!neutral.ok()) return neutral.status();
+  const std::string payload = neutral->SerializeAsString();
+  const pqxx::result ev = tx.exec_params(
+      "INSERT INTO chat_events (chat_id, seq, kind, payload) "
+      "VALUES ($1, $2, $3, $4) RETURNING " PARLEY_US("create_time"),
+      chat_id, seq, kEventMembersChanged,
+      pqxx::binarystring(payload.data(), payload.size()));
+  pv1::ChatEvent* event = result->mutable_event();
+  event->set_chat_id(FormatId(chat_id));
+  event->set_seq(static_cast<uint64_t>(seq));
+  *event->mutable_create_time() = TimestampFromUs(ev[0][0].as<int64_t>());
+  std::vector<int64_t> recipients = MemberIds(*neutral);
+  if (also_notify != 0 && std::find(recipients.begin(), recipients.end(),
+                                    also_notify) == recipients.end()) {
+    recipients.push_back(also_notify);
+  }
+  *event->mutable_members_changed() = std::move(*neutral);
+  absl::StatusOr<pv1::Chat> mine = LoadChat(tx, actor, chat_id);
+  if (!mine.ok()) return mine.status();
+  *result->mutable_chat() = std::move(*mine);
+  for (int64_t id : recipients) result->add_recipient_user_ids(id);
+  result->set_duplicate(false);
+  return absl::OkStatus();
+}
+
+// Fills `result` with the message_created event of an existing message, as
+// the answer to a retried AppendMessage.
+absl::Status LoadOriginalMessage(pqxx::work& tx, int64_t message_id,
+                                 int64_t sender, iv1::ChatEventResult* result) {
+  const pqxx::result r = tx.exec_params(
+      absl::StrCat("SELECT e.seq, " PARLEY_US("e.create_time") ", ",
+                   kMessageColumns,
+                   " FROM messages m JOIN chat_events e "
+                   "ON e.chat_id = m.chat_id AND e.seq = m.seq "
+                   "WHERE m.message_id = $1"),
+      message_id);
+  if (r.empty()) return absl::InternalError("message without its event");
+  pv1::ChatEvent* event = result->mutable_event();
+  ReadMessage(r[0], 2, event->mutable_message_created());
+  event->set_chat_id(event->message_created().chat_id());
+  event->set_seq(r[0][0].as<uint64_t>());
+  *event->mutable_create_time() = TimestampFromUs(r[0][1].as<int64_t>());
+  int64_t chat_id = 0;
+  (void)absl::SimpleAtoi(event->chat_id(), &chat_id);
+  absl::StatusOr<pv1::Chat> chat = LoadChat(tx, sender, chat_id);
+  if (!chat.ok()) return chat.status();
+  for (int64_t id : MemberIds(*chat)) result->add_recipient_user_ids(id);
+  *result->mutable_chat() = std::move(*chat);
+  result->set_duplicate(true);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string MessageContentHash(int64_t chat_id, const std::string& text,
+                               int64_t reply_to_message_id, int64_t file_id) {
+  // Fixed-format numbers first, so the separator cannot be ambiguous.
+  const std::string input =
+      absl::StrCat(chat_id, "|", reply_to_message_id, "|", file_id, "|", text);
+  unsigned char out[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(out, reinterpret_cast<const unsigned char*>(input.data()),
+                     input.size());
+  return std::string(reinterpret_cast<const char*>(out), sizeof out);
+}
+
+std::string EncodeChatPageToken(int64_t activity_time_us, int64_t chat_id) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(activity_time_us, ":", chat_id));
+}
+
+absl::Status DecodeChatPageToken(const std::string& token,
+                                 int64_t* activity_time_us, int64_t* chat_id) {
+  const absl::Status malformed =
+      absl::InvalidArgumentError("page_token: malformed page token");
+  std::string raw;
+  if (token.size() > 100 || !absl::WebSafeBase64Unescape(token, &raw)) {
+    return malformed;
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(raw, ':');
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], activity_time_us) ||
+      !absl::SimpleAtoi(parts[1], chat_id) || *chat_id <= 0) {
+    return malformed;
+  }
+  return absl::OkStatus();
+}
+
+StorageRepository::StorageRepository(PgPool* pool) : pool_(pool) {}
+
+absl::StatusOr<pv1::User> StorageRepository::CreateUser(
+    const iv1::CreateUserRequest& req) {
+  if (req.username().empty()) {
+    return absl::InvalidArgumentError("username: must not be empty");
+  }
+  if (req.password_hash().empty()) {
+    return absl::InvalidArgumentError("password_hash: must not be empty");
+  }
+  const std::string display_name =
+      req.display_name().empty() ? req.username() : req.display_name();
+  pv1::User user;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    const pqxx::result r = tx.exec_params(
+        "INSERT INTO users (username, display_name, password_hash) "
+        "VALUES ($1, $2, $3) ON CONFLICT (username) DO NOTHING "
+        "RETURNING user_id",
+        req.username(), display_name, req.password_hash());
+    if (r.empty()) return absl::AlreadyExistsError("username: already taken");
+    user.set_user_id(FormatId(r[0][0].as<int64_t>()));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  user.set_username(req.username());
+  user.set_display_name(display_name);
+  return user;
+}
+
+absl::StatusOr<iv1::UserCredentials> StorageRepository::GetUserCredentials(
+    const iv1::GetUserCredentialsRequest& req) {
+  iv1::UserCredentials creds;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    const pqxx::result r = tx.exec_params(
+        "SELECT user_id, username, display_name, password_hash FROM users "
+        "WHERE username = $1",
+        req.username());
+    if (r.empty()) return absl::NotFoundError("username: user not found");
+    pv1::User* user = creds.mutable_user();
+    user->set_user_id(FormatId(r[0][0].as<int64_t>()));
+    user->set_username(r[0][1].as<std::string>());
+    user->set_display_name(r[0][2].as<std::string>());
+    creds.set_password_hash(r[0][3].as<std::string>());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return creds;
+}
+
+absl::Status StorageRepository::CreateAccessToken(
+    const iv1::CreateAccessTokenRequest& req) {
+  if (auto s = RequireId("user_id", req.user_id()); !s.ok()) return s;
+  if (req.token_hash().empty()) {
+    return absl::InvalidArgumentError("token_hash: must not be empty");
+  }
+  if (!req.has_expire_time()) {
+    return absl::InvalidArgumentError("expire_time: must be set");
+  }
+  const int64_t expire_us = UsFromTimestamp(req.expire_time());
+  return pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    if (tx.exec_params("SELECT 1 FROM users WHERE user_id = $1", req.user_id())
+            .empty()) {
+      return absl::NotFoundError(
+          absl::StrCat("user_id: user ", req.user_id(), " not found"));
+    }
+    const pqxx::result r = tx.exec_params(
+        "INSERT INTO access_tokens (token_hash, user_id, expire_time) "
+        "VALUES ($1, $2, timestamptz 'epoch' + $3::bigint * interval "
+        "'1 microsecond') ON CONFLICT (token_hash) DO NOTHING RETURNING 1",
+        pqxx::binarystring(req.token_hash().data(), req.token_hash().size()),
+        req.user_id(), expire_us);
+    if (r.empty()) {
+      return absl::AlreadyExistsError("token_hash: already exists");
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<iv1::ResolveAccessTokenResponse>
+StorageRepository::ResolveAccessToken(
+    const iv1::ResolveAccessTokenRequest& req) {
+  const absl::Status unauthenticated =
+      absl::UnauthenticatedError("access token is unknown or expired");
+  if (req.token_hash().empty()) return unauthenticated;
+  iv1::ResolveAccessTokenResponse resp;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    const pqxx::result r = tx.exec_params(
+        "SELECT user_id, " PARLEY_US("expire_time")
+        " FROM access_tokens WHERE token_hash = $1 AND expire_time > now()",
+        pqxx::binarystring(req.token_hash().data(), req.token_hash().size()));
+    if (r.empty()) return unauthenticated;
+    resp.set_user_id(r[0][0].as<int64_t>());
+    *resp.mutable_expire_time() = TimestampFromUs(r[0][1].as<int64_t>());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<pv1::Chat> StorageRepository::CreateDirectChat(
+    const iv1::CreateDirectChatRequest& req) {
+  const int64_t user = req.user_id();
+  const int64_t peer = req.peer_user_id();
+  if (auto s = RequireId("user_id", user); !s.ok()) return s;
+  if (auto s = RequireId("peer_user_id", peer); !s.ok()) return s;
+  if (user == peer) {
+    return absl::InvalidArgumentError(
+        "peer_user_id: cannot start a direct chat with yourself");
+  }
+  const std::string key =
+      absl::StrCat(std::min(user, peer), ":", std::max(user, peer));
+  pv1::Chat chat;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    const int64_t unknown = FirstUnknownUser(tx, {peer, user});
+    if (unknown != 0) {
+      return absl::NotFoundError(
+          absl::StrCat(unknown == peer ? "peer_user_id" : "user_id", ": user ",
+                       unknown, " not found"));
+    }
+    // A concurrent creator makes this wait for its commit and then do
+    // nothing; the SELECT below (a new snapshot) then sees its chat.
+    pqxx::result r = tx.exec_params(
+        "INSERT INTO chats (type, direct_key) VALUES ($1, $2) "
+        "ON CONFLICT (direct_key) DO NOTHING RETURNING chat_id",
+        kChatDirect, key);
+    int64_t chat_id = 0;
+    if (!r.empty()) {
+      chat_id = r[0][0].as<int64_t>();
+      tx.exec_params(
+          "INSERT INTO chat_members (chat_id, user_id, role) "
+          "VALUES ($1, $2, $4), ($1, $3, $4)",
+          chat_id, user, peer, kRoleMember);
+    } else {
+      r = tx.exec_params("SELECT chat_id FROM chats WHERE direct_key = $1",
+                         key);
+      if (r.empty()) return absl::AbortedError("direct chat creation raced");
+      chat_id = r[0][0].as<int64_t>();
+    }
+    absl::StatusOr<pv1::Chat> loaded = LoadChat(tx, user, chat_id);
+    if (!loaded.ok()) return loaded.status();
+    chat = std::move(*loaded);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return chat;
+}
+
+absl::StatusOr<pv1::Chat> StorageRepository::CreateGroupChat(
+    const iv1::CreateGroupChatRequest& req) {
+  const int64_t creator = req.creator_user_id();
+  if (auto s = RequireId("creator_user_id", creator); !s.ok()) return s;
+  if (req.title().empty()) {
+    return absl::InvalidArgumentError("title: must not be empty");
+  }
+  for (int64_t id : req.member_user_ids()) {
+    if (auto s = RequireId("member_user_ids", id); !s.ok()) return s;
+  }
+  std::vector<int64_t> members = Dedupe(req.member_user_ids(), creator);
+  members.insert(members.begin(), creator);
+  if (req.max_members() > 0 &&
+      members.size() > static_cast<size_t>(req.max_members())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("member_user_ids: a group can have at most ",
+                     req.max_members(), " members"));
+  }
+  pv1::Chat chat;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    const int64_t unknown = FirstUnknownUser(tx, members);
+    if (unknown != 0) {
+      return absl::NotFoundError(absl::StrCat(
+          unknown == creator ? "creator_user_id" : "member_user_ids", ": user ",
+          unknown, " not found"));
+    }
+    const int64_t chat_id =
+        tx.exec_params1(
+              "INSERT INTO chats (type, title) VALUES (2, $1) "
+              "RETURNING chat_id",
+              req.title())[0]
+            .as<int64_t>();
+    // Creator first, so join order is creator, then the list order.
+    tx.exec_params(
+        "INSERT INTO chat_members (chat_id, user_id, role) "
+        "SELECT $1::bigint, t.u, CASE WHEN t.u = $2::bigint THEN $3::smallint "
+        "ELSE $4::smallint END "
+        "FROM unnest($5::bigint[]) WITH ORDINALITY AS t(u, ord) "
+        "ORDER BY t.ord",
+        chat_id, creator, kRoleAdmin, kRoleMember, IdArray(members));
+    absl::StatusOr<pv1::Chat> loaded = LoadChat(tx, creator, chat_id);
+    if (!loaded.ok()) return loaded.status();
+    chat = std::move(*loaded);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return chat;
+}
+
+absl::StatusOr<iv1::ChatEventResult> StorageRepository::AddMembers(
+    const iv1::AddMembersRequest& req) {
+  const int64_t actor = req.actor_user_id();
+  const int64_t chat_id = req.chat_id();
+  if (auto s = RequireId("actor_user_id", actor); !s.ok()) return s;
+  if (auto s = RequireId("chat_id", chat_id); !s.ok()) return s;
+  if (req.user_ids().empty()) {
+    return absl::InvalidArgumentError("user_ids: must not be empty");
+  }
+  for (int64_t id : req.user_ids()) {
+    if (auto s = RequireId("user_ids", id); !s.ok()) return s;
+  }
+  const std::vector<int64_t> wanted = Dedupe(req.user_ids(), 0);
+  iv1::ChatEventResult result;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    result.Clear();
+    absl::StatusOr<Membership> me = CheckMember(tx, chat_id, actor, true);
+    if (!me.ok()) return me.status();
+    if (me->type == kChatDirect) {
+      return absl::FailedPreconditionError(
+          "chat_id: the members of a direct chat cannot change");
+    }
+    if (me->role != kRoleAdmin) {
+      return absl::PermissionDeniedError("only admins can add members");
+    }
+    const int64_t unknown = FirstUnknownUser(tx, wanted);
+    if (unknown != 0) {
+      return absl::NotFoundError(
+          absl::StrCat("user_ids: user ", unknown, " not found"));
+    }
+    std::set<int64_t> current;
+    for (const auto& row : tx.exec_params(
+             "SELECT user_id FROM chat_members WHERE chat_id = $1", chat_id)) {
+      current.insert(row[0].as<int64_t>());
+    }
+    std::vector<int64_t> added;
+    for (int64_t id : wanted) {
+      if (!current.count(id)) added.push_back(id);
+    }
+    if (added.empty()) {
+      absl::StatusOr<pv1::Chat> chat = LoadChat(tx, actor, chat_id);
+      if (!chat.ok()) return chat.status();
+      *result.mutable_chat() = std::move(*chat);
+      result.set_duplicate(true);
+      return absl::OkStatus();
+    }
+    if (req.max_members() > 0 && current.size() + added.size() >
+                                     static_cast<size_t>(req.max_members())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("user_ids: a group can have at most ", req.max_members(),
+                       " members"));
+    }
+    tx.exec_params(
+        "INSERT INTO chat_members (chat_id, user_id, role) "
+        "SELECT $1::bigint, t.u, $2::smallint FROM unnest($3::bigint[]) WITH "
+        "ORDINALITY "
+        "AS t(u, ord) ORDER BY t.ord",
+        chat_id, kRoleMember, IdArray(added));
+    return AppendMembersChanged(tx, chat_id, actor, 0, &result);
+  });
+  if (!s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<iv1::ChatEventResult> StorageRepository::RemoveMember(
+    const iv1::RemoveMemberRequest& req) {
+  const int64_t actor = req.actor_user_id();
+  const int64_t chat_id = req.chat_id();
+  const int64_t target = req.user_id();
+  if (auto s = RequireId("actor_user_id", actor); !s.ok()) return s;
+  if (auto s = RequireId("chat_id", chat_id); !s.ok()) return s;
+  if (auto s = RequireId("user_id", target); !s.ok()) return s;
+  iv1::ChatEventResult result;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    result.Clear();
+    absl::StatusOr<Membership> me = CheckMember(tx, chat_id, actor, true);
+    if (!me.ok()) return me.status();
+    if (me->type == kChatDirect) {
+      return absl::FailedPreconditionError(
+          "chat_id: the members of a direct chat cannot change");
+    }
+    if (target != actor && me->role != kRoleAdmin) {
+      return absl::PermissionDeniedError(
+          "only admins can remove other members");
+    }
+    if (tx.exec_params("DELETE FROM chat_members "
+                       "WHERE chat_id = $1 AND user_id = $2 RETURNING role",
+                       chat_id, target)
+            .empty()) {
+      return absl::NotFoundError(absl::StrCat("user_id: user ", target,
+                                              " is not a member of this chat"));
+    }
+    // A group never stays without an admin while it has members: the
+    // longest-standing member takes over.
+    tx.exec_params(
+        "UPDATE chat_members SET role = $2 "
+        "WHERE chat_id = $1 AND user_id = ("
+        "  SELECT user_id FROM chat_members WHERE chat_id = $1 "
+        "  ORDER BY join_ordinal LIMIT 1) "
+        "AND NOT EXISTS (SELECT 1 FROM chat_members "
+        "  WHERE chat_id = $1 AND role = $2)",
+        chat_id, kRoleAdmin);
+    return AppendMembersChanged(tx, chat_id, actor, target, &result);
+  });
+  if (!s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<pv1::ListChatsResponse> StorageRepository::ListChats(
+    const iv1::ListChatsRequest& req) {
+  const int64_t user = req.user_id();
+  if (auto s = RequireId("user_id", user); !s.ok()) return s;
+  const int64_t page_size = PageSize(req.page_size());
+  int64_t after_time_us = 0;
+  int64_t after_chat_id = 0;
+  const bool has_token = !req.page_token().empty();
+  if (has_token) {
+    if (auto s = DecodeChatPageToken(req.page_token(), &after_time_us,
+                                     &after_chat_id);
+        !s.ok()) {
+      return s;
+    }
+  }
+  pv1::ListChatsResponse resp;
+  absl::Status s =
+      pool_->ReadOnly([&](pqxx::work& tx) -> absl::Status {
+        resp.Clear();
+        // Keyset pagination on (activity, chat_id); exact, since timestamptz
+        // has microsecond resolution and the token carries microseconds.
+        const std::string select = absl::StrCat(
+        "SELECT c.chat_id, " PARLEY_US("c.last_event_time"),
+        " FROM chat_members m JOIN chats c ON c.chat_id = m.chat_id "
+        "WHERE m.user_id = $1 ",
+        has_token ? "AND (" PARLEY_US("c.last_event_time")
+                    ", c.chat_id) < ($3::bigint, $4::bigint) "
+                  : "",
+        "ORDER BY c.last_event_time DESC, c.chat_id DESC LIMIT $2");
+        const pqxx::result r =
+            has_token ? tx.exec_params(select, user, page_size + 1,
+                                       after_time_us, after_chat_id)
+                      : tx.exec_params(select, user, page_size + 1);
+        std::vector<int64_t> ids;
+        const int64_t n = std::min<int64_t>(page_size, r.size());
+        for (int64_t i = 0; i < n; ++i) ids.push_back(r[i][0].as<int64_t>());
+        if (static_cast<int64_t>(r.size()) > page_size) {
+          resp.set_next_page_token(EncodeChatPageToken(
+              r[n - 1][1].as<int64_t>(), r[n - 1][0].as<int64_t>()));
+        }
+        auto chats = LoadChats(tx, user, ids);
+        for (int64_t id : ids) {
+          auto it = chats.find(id);
+          if (it != chats.end()) *resp.add_chats() = std::move(it->second);
+        }
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<pv1::Chat> StorageRepository::GetChat(
+    const iv1::GetChatRequest& req) {
+  if (auto s = RequireId("user_id", req.user_id()); !s.ok()) return s;
+  if (auto s = RequireId("chat_id", req.chat_id()); !s.ok()) return s;
+  pv1::Chat chat;
+  absl::Status s = pool_->ReadOnly([&](pqxx::work& tx) -> absl::Status {
+    absl::StatusOr<Membership> me =
+        CheckMember(tx, req.chat_id(), req.user_id(), false);
+    if (!me.ok()) return me.status();
+    absl::StatusOr<pv1::Chat> loaded =
+        LoadChat(tx, req.user_id(), req.chat_id());
+    if (!loaded.ok()) return loaded.status();
+    chat = std::move(*loaded);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return chat;
+}
+
+absl::StatusOr<iv1::ChatEventResult> StorageRepository::AppendMessage(
+    const iv1::AppendMessageRequest& req) {
+  const int64_t chat_id = req.chat_id();
+  const int64_t sender = req.sender_user_id();
+  if (auto s = RequireId("message_id", req.message_id()); !s.ok()) return s;
+  if (auto s = RequireId("chat_id", chat_id); !s.ok()) return s;
+  if (auto s = RequireId("sender_user_id", sender); !s.ok()) return s;
+  if (auto s =
+          RequireOptionalId("reply_to_message_id", req.reply_to_message_id());
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = RequireOptionalId("file_id", req.file_id()); !s.ok()) return s;
+  if (req.client_message_id().empty()) {
+    return absl::InvalidArgumentError("client_message_id: must not be empty");
+  }
+  const std::string content_hash = MessageContentHash(
+      chat_id, req.text(), req.reply_to_message_id(), req.file_id());
+  const pqxx::binarystring hash_param(content_hash.data(), content_hash.size());
+
+  iv1::ChatEventResult result;
+  bool raced = false;
+  absl::Status s;
+  // A concurrent retry with the same key can commit between our lookup and
+  // our insert; the second run then finds and returns it.
+  for (int run = 0; run < 2; ++run) {
+    raced = false;
+    s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+      result.Clear();
+      const pqxx::result prior = tx.exec_params(
+          "SELECT message_id, chat_id, content_hash FROM messages "
+          "WHERE sender_id = $1 AND client_message_id = $2",
+          sender, req.client_message_id());
+      if (!prior.empty()) {
+        if (prior[0][1].as<int64_t>() != chat_id ||
+            pqxx::binarystring(prior[0][2]).str() != content_hash) {
+          return absl::AlreadyExistsError(
+              "client_message_id: already used for a different message");
+        }
+        return LoadOriginalMessage(tx, prior[0][0].as<int64_t>(), sender,
+                                   &result);
+      }
+      // Lock the chat row and take the next seq. Every later failure rolls
+      // the bump back, so seqs stay gap-free.
+      const pqxx::result bumped = tx.exec_params(
+          "UPDATE chats SET last_seq = last_seq + 1, last_event_time = now() "
+          "WHERE chat_id = $1 RETURNING last_seq",
+          chat_id);
+      if (bumped.empty()) return ChatNotFound(chat_id);
+      const int64_t seq = bumped[0][0].as<int64_t>();
+      if (tx.exec_params("SELECT 1 FROM chat_members "
+                         "WHERE chat_id = $1 AND user_id = $2",
+                         chat_id, sender)
+              .empty()) {
+        return NotAMember();
+      }
+      if (req.reply_to_message_id() != 0 &&
+          tx.exec_params("SELECT 1 FROM messages "
+                         "WHERE message_id = $1 AND chat_id = $2",
+                         req.reply_to_message_id(), chat_id)
+              .empty()) {
+        return absl::NotFoundError(absl::StrCat("reply_to_message_id: message ",
+                                                req.reply_to_message_id(),
+                                                " not found in this chat"));
+      }
+      const pqxx::result inserted = tx.exec_params(
+          absl::StrCat(
+              "INSERT INTO messages AS m (message_id, chat_id, seq, sender_id, "
+              "client_message_id, content_hash, text, file_id, "
+              "reply_to_message_id) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+              "NULLIF($8::bigint, 0), NULLIF($9::bigint, 0)) "
+              "ON CONFLICT (sender_id, client_message_id) DO NOTHING "
+              "RETURNING ",
+              kMessageColumns),
+          req.message_id(), chat_id, seq, sender, req.client_message_id(),
+          hash_param, req.text(), req.file_id(), req.reply_to_message_id());
+      if (inserted.empty()) {
+        raced = true;
+        return absl::AbortedError("client_message_id: concurrent retry");
+      }
+      const pqxx::result ev = tx.exec_params(
+          "INSERT INTO chat_events (chat_id, seq, kind, message_id) "
+          "VALUES ($1, $2, $3, $4) RETURNING " PARLEY_US("create_time"),
+          chat_id, seq, kEventMessageCreated, req.message_id());
+      pv1::ChatEvent* event = result.mutable_event();
+      event->set_chat_id(FormatId(chat_id));
+      event->set_seq(static_cast<uint64_t>(seq));
+      *event->mutable_create_time() = TimestampFromUs(ev[0][0].as<int64_t>());
+      ReadMessage(inserted[0], 0, event->mutable_message_created());
+      absl::StatusOr<pv1::Chat> chat = LoadChat(tx, sender, chat_id);
+      if (!chat.ok()) return chat.status();
+      for (int64_t id : MemberIds(*chat)) result.add_recipient_user_ids(id);
+      *result.mutable_chat() = std::move(*chat);
+      result.set_duplicate(false);
+      return absl::OkStatus();
+    });
+    if (!raced) break;
+  }
+  if (!s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<pv1::ListMessagesResponse> StorageRepository::ListMessages(
+    const iv1::ListMessagesRequest& req) {
+  if (auto s = RequireId("user_id", req.user_id()); !s.ok()) return s;
+  if (auto s = RequireId("chat_id", req.chat_id()); !s.ok()) return s;
+  const int64_t page_size = PageSize(req.page_size());
+  const int64_t before = req.before_seq() == 0
+                             ? std::numeric_limits<int64_t>::max()
+                             : ClampSeq(req.before_seq());
+  pv1::ListMessagesResponse resp;
+  absl::Status s = pool_->ReadOnly([&](pqxx::work& tx) -> absl::Status {
+    resp.Clear();
+    absl::StatusOr<Membership> me =
+        CheckMember(tx, req.chat_id(), req.user_id(), false);
+    if (!me.ok()) return me.status();
+    const pqxx::result r = tx.exec_params(
+        absl::StrCat("SELECT ", kMessageColumns,
+                     " FROM messages m WHERE m.chat_id = $1 AND m.seq < $2 "
+                     "ORDER BY m.seq DESC LIMIT $3"),
+        req.chat_id(), before, page_size + 1);
+    const int64_t n = std::min<int64_t>(page_size, r.size());
+    for (int64_t i = 0; i < n; ++i) ReadMessage(r[i], 0, resp.add_messages());
+    if (static_cast<int64_t>(r.size()) > page_size) {
+      resp.set_next_before_seq(resp.messages(n - 1).seq());
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<pv1::SyncChatResponse> StorageRepository::SyncChat(
+    const iv1::SyncChatRequest& req) {
+  if (auto s = RequireId("user_id", req.user_id()); !s.ok()) return s;
+  if (auto s = RequireId("chat_id", req.chat_id()); !s.ok()) return s;
+  const int64_t page_size = PageSize(req.page_size());
+  const int64_t after = ClampSeq(req.after_seq());
+  pv1::SyncChatResponse resp;
+  absl::Status s = pool_->ReadOnly([&](pqxx::work& tx) -> absl::Status {
+    resp.Clear();
+    absl::StatusOr<Membership> me =
+        CheckMember(tx, req.chat_id(), req.user_id(), false);
+    if (!me.ok()) return me.status();
+    const pqxx::result r = tx.exec_params(
+        absl::StrCat("SELECT e.seq, e.kind, " PARLEY_US("e.create_time"),
+                     ", e.payload, ", kMessageColumns,
+                     " FROM chat_events e LEFT JOIN messages m "
+                     "ON m.message_id = e.message_id "
+                     "WHERE e.chat_id = $1 AND e.seq > $2 "
+                     "ORDER BY e.seq LIMIT $3"),
+        req.chat_id(), after, page_size + 1);
+    const int64_t n = std::min<int64_t>(page_size, r.size());
+    for (int64_t i = 0; i < n; ++i) {
+      const pqxx::row row = r[i];
+      pv1::ChatEvent* event = resp.add_events();
+      event->set_chat_id(FormatId(req.chat_id()));
+      event->set_seq(row[0].as<uint64_t>());
+      *event->mutable_create_time() = TimestampFromUs(row[2].as<int64_t>());
+      const int kind = row[1].as<int>();
+      if (kind == kEventMembersChanged) {
+        if (row[3].is_null() ||
+            !event->mutable_members_changed()->ParseFromString(
+                pqxx::binarystring(row[3]).str())) {
+          return absl::InternalError("corrupt members_changed event");
+        }
+        continue;
+      }
+      if (row[4].is_null()) return absl::InternalError("event without message");
+      pv1::Message* msg = nullptr;
+      switch (kind) {
+        case kEventMessageCreated:
+          msg = event->mutable_message_created();
+          break;
+        case kEventMessageEdited:
+          msg = event->mutable_message_edited();
+          break;
+        case kEventMessageDeleted:
+          msg = event->mutable_message_deleted();
+          break;
+        case kEventReactionChanged:
+          msg = event->mutable_reaction_changed();
+          break;
+        default:
+          return absl::InternalError("unknown event kind");
+      }
+      ReadMessage(row, 4, msg);
+    }
+    resp.set_has_more(static_cast<int64_t>(r.size()) > page_size);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+}  // namespace parley::storage

@@ -1,0 +1,90 @@
+// All SQL of the storage service: users, access tokens, chats, members,
+// messages and the per-chat event log, over a PgPool. Plain C++ with proto
+// messages in and out; every failure is an absl::Status whose message names
+// the offending field and never quotes user text.
+//
+//   parley::PgPool pool({.url = url, .size = 8});
+//   parley::storage::StorageRepository repo(&pool);
+//   internal::v1::CreateUserRequest req;
+//   req.set_username("alice");
+//   ...
+//   absl::StatusOr<parley::v1::User> user = repo.CreateUser(req);
+//
+// Every call blocks on the database; callers on gRPC reactor threads must
+// hand it to a ThreadPool.
+#ifndef PARLEY_SERVICES_STORAGE_STORAGE_REPOSITORY_H_
+#define PARLEY_SERVICES_STORAGE_STORAGE_REPOSITORY_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "parley/internal/v1/storage.pb.h"
+#include "parley/v1/parley.pb.h"
+
+namespace parley {
+class PgPool;
+}  // namespace parley
+
+namespace parley::storage {
+
+class StorageRepository {
+ public:
+  // `pool` must outlive the repository.
+  explicit StorageRepository(PgPool* pool);
+
+  // ALREADY_EXISTS "username: already taken".
+  absl::StatusOr<v1::User> CreateUser(
+      const internal::v1::CreateUserRequest& req);
+  // NOT_FOUND when the username is unknown.
+  absl::StatusOr<internal::v1::UserCredentials> GetUserCredentials(
+      const internal::v1::GetUserCredentialsRequest& req);
+  // NOT_FOUND for an unknown user.
+  absl::Status CreateAccessToken(
+      const internal::v1::CreateAccessTokenRequest& req);
+  // UNAUTHENTICATED when the hash is unknown or the token expired.
+  absl::StatusOr<internal::v1::ResolveAccessTokenResponse> ResolveAccessToken(
+      const internal::v1::ResolveAccessTokenRequest& req);
+
+  // One chat per unordered pair, also under concurrent creation.
+  absl::StatusOr<v1::Chat> CreateDirectChat(
+      const internal::v1::CreateDirectChatRequest& req);
+  absl::StatusOr<v1::Chat> CreateGroupChat(
+      const internal::v1::CreateGroupChatRequest& req);
+  // duplicate=true and no event when every user is already a member.
+  absl::StatusOr<internal::v1::ChatEventResult> AddMembers(
+      const internal::v1::AddMembersRequest& req);
+  // Recipients include the removed user.
+  absl::StatusOr<internal::v1::ChatEventResult> RemoveMember(
+      const internal::v1::RemoveMemberRequest& req);
+  absl::StatusOr<v1::ListChatsResponse> ListChats(
+      const internal::v1::ListChatsRequest& req);
+  absl::StatusOr<v1::Chat> GetChat(const internal::v1::GetChatRequest& req);
+
+  // Idempotent per (sender, client_message_id): a retry with the same
+  // content returns the original message with duplicate=true.
+  absl::StatusOr<internal::v1::ChatEventResult> AppendMessage(
+      const internal::v1::AppendMessageRequest& req);
+  absl::StatusOr<v1::ListMessagesResponse> ListMessages(
+      const internal::v1::ListMessagesRequest& req);
+  absl::StatusOr<v1::SyncChatResponse> SyncChat(
+      const internal::v1::SyncChatRequest& req);
+
+ private:
+  PgPool* const pool_;
+};
+
+// SHA-256 over the parts of a message that make a retry identical.
+std::string MessageContentHash(int64_t chat_id, const std::string& text,
+                               int64_t reply_to_message_id, int64_t file_id);
+
+// The opaque ListChats page token for a position, and back
+// (INVALID_ARGUMENT "page_token: ..." when malformed).
+std::string EncodeChatPageToken(int64_t activity_time_us, int64_t chat_id);
+absl::Status DecodeChatPageToken(const std::string& token,
+                                 int64_t* activity_time_us, int64_t* chat_id);
+
+}  // namespace parley::storage
+
+#endif  // PARLEY_SERVICES_STORAGE_STORAGE_REPOSITORY_H_

@@ -1,0 +1,988 @@
+// StorageRepository against a real PostgreSQL started for this binary.
+#include "services/storage/storage_repository.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <pqxx/pqxx>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/grpc_util.h"
+#include "common/pg/pg_pool.h"
+#include "common/thread_pool.h"
+#include "common/validation.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "parley/internal/v1/storage.grpc.pb.h"
+#include "services/storage/migrations.h"
+#include "services/storage/storage_service.h"
+#include "tests/support/test_postgres.h"
+
+namespace parley::storage {
+namespace {
+
+namespace iv1 = ::parley::internal::v1;
+namespace pv1 = ::parley::v1;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+
+// One PostgreSQL server and migrated database for the whole binary.
+class PostgresEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto pg = testing::TestPostgres::Start();
+    ASSERT_TRUE(pg.ok()) << pg.status();
+    pg_ = std::move(*pg);
+    PgPoolOptions options;
+    options.url = pg_->url();
+    options.size = 16;
+    pool_ = std::make_unique<PgPool>(options);
+    auto applied = ApplyMigrations(*pool_, StorageMigrations());
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    first_applied_ = *applied;
+    repo_ = std::make_unique<StorageRepository>(pool_.get());
+  }
+  void TearDown() override {
+    repo_.reset();
+    pool_.reset();
+    pg_.reset();
+  }
+
+  testing::TestPostgres& pg() { return *pg_; }
+  PgPool& pool() { return *pool_; }
+  StorageRepository& repo() { return *repo_; }
+  int first_applied() const { return first_applied_; }
+
+ private:
+  std::unique_ptr<testing::TestPostgres> pg_;
+  std::unique_ptr<PgPool> pool_;
+  std::unique_ptr<StorageRepository> repo_;
+  int first_applied_ = 0;
+};
+
+PostgresEnvironment* const g_env = static_cast<PostgresEnvironment*>(
+    ::testing::AddGlobalTestEnvironment(new PostgresEnvironment));
+
+std::atomic<int64_t> g_next_user{0};
+std::atomic<int64_t> g_next_message_id{1000};
+
+class StorageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(g_env->pool().size(), 0) << "environment failed";
+  }
+
+  StorageRepository& repo() { return g_env->repo(); }
+
+  int64_t NewUser() {
+    iv1::CreateUserRequest req;
+    req.set_username(absl::StrCat("user", g_next_user.fetch_add(1)));
+    req.set_password_hash("$argon2id$fake");
+    auto user = repo().CreateUser(req);
+    EXPECT_TRUE(user.ok()) << user.status();
+    if (!user.ok()) return 0;
+    return ParseId("user_id", user->user_id()).value();
+  }
+
+  int64_t NewGroup(int64_t creator, const std::vector<int64_t>& members) {
+    iv1::CreateGroupChatRequest req;
+    req.set_creator_user_id(creator);
+    req.set_title("group");
+    for (int64_t m : members) req.add_member_user_ids(m);
+    req.set_max_members(100);
+    auto chat = repo().CreateGroupChat(req);
+    EXPECT_TRUE(chat.ok()) << chat.status();
+    if (!chat.ok()) return 0;
+    return ParseId("chat_id", chat->chat_id()).value();
+  }
+
+  int64_t NewDirect(int64_t a, int64_t b) {
+    iv1::CreateDirectChatRequest req;
+    req.set_user_id(a);
+    req.set_peer_user_id(b);
+    auto chat = repo().CreateDirectChat(req);
+    EXPECT_TRUE(chat.ok()) << chat.status();
+    if (!chat.ok()) return 0;
+    return ParseId("chat_id", chat->chat_id()).value();
+  }
+
+  iv1::AppendMessageRequest MessageRequest(int64_t chat, int64_t sender,
+                                           const std::string& client_id,
+                                           const std::string& text) {
+    iv1::AppendMessageRequest req;
+    req.set_message_id(g_next_message_id.fetch_add(1));
+    req.set_chat_id(chat);
+    req.set_sender_user_id(sender);
+    req.set_client_message_id(client_id);
+    req.set_text(text);
+    return req;
+  }
+
+  // Sends and returns the seq; fails the test on error.
+  uint64_t Send(int64_t chat, int64_t sender, const std::string& text = "hi") {
+    static std::atomic<int64_t> n{0};
+    auto r = repo().AppendMessage(
+        MessageRequest(chat, sender, absl::StrCat("c", n.fetch_add(1)), text));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->event().seq() : 0;
+  }
+
+  absl::StatusOr<pv1::Chat> GetChat(int64_t user, int64_t chat) {
+    iv1::GetChatRequest req;
+    req.set_user_id(user);
+    req.set_chat_id(chat);
+    return repo().GetChat(req);
+  }
+
+  absl::StatusOr<pv1::ListMessagesResponse> ListMessages(int64_t user,
+                                                         int64_t chat,
+                                                         uint64_t before,
+                                                         int32_t page) {
+    iv1::ListMessagesRequest req;
+    req.set_user_id(user);
+    req.set_chat_id(chat);
+    req.set_before_seq(before);
+    req.set_page_size(page);
+    return repo().ListMessages(req);
+  }
+
+  absl::StatusOr<pv1::SyncChatResponse> Sync(int64_t user, int64_t chat,
+                                             uint64_t after, int32_t page) {
+    iv1::SyncChatRequest req;
+    req.set_user_id(user);
+    req.set_chat_id(chat);
+    req.set_after_seq(after);
+    req.set_page_size(page);
+    return repo().SyncChat(req);
+  }
+
+  absl::StatusOr<iv1::ChatEventResult> Add(int64_t actor, int64_t chat,
+                                           const std::vector<int64_t>& users,
+                                           int max = 100) {
+    iv1::AddMembersRequest req;
+    req.set_actor_user_id(actor);
+    req.set_chat_id(chat);
+    for (int64_t u : users) req.add_user_ids(u);
+    req.set_max_members(max);
+    return repo().AddMembers(req);
+  }
+
+  absl::StatusOr<iv1::ChatEventResult> Remove(int64_t actor, int64_t chat,
+                                              int64_t user) {
+    iv1::RemoveMemberRequest req;
+    req.set_actor_user_id(actor);
+    req.set_chat_id(chat);
+    req.set_user_id(user);
+    return repo().RemoveMember(req);
+  }
+
+  // Runs SQL in the test database (for setting up states no RPC creates).
+  void Sql(const std::string& sql) {
+    absl::Status s = g_env->pool().Transact([&](pqxx::work& tx) {
+      tx.exec(sql);
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE(s.ok()) << s;
+  }
+
+  int64_t SqlInt(const std::string& sql) {
+    int64_t value = -1;
+    absl::Status s = g_env->pool().Transact([&](pqxx::work& tx) {
+      value = tx.exec1(sql)[0].as<int64_t>();
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return value;
+  }
+};
+
+std::string Id(int64_t id) { return FormatId(id); }
+
+// A token hash no other test uses.
+std::string NewTokenHash() {
+  static std::atomic<int64_t> n{0};
+  std::string hash(32, '\0');
+  const std::string tag = absl::StrCat("token-", n.fetch_add(1), "-");
+  hash.replace(0, tag.size(), tag);
+  return hash;
+}
+
+// ---------------------------------------------------------------- migrations
+
+TEST_F(StorageTest, MigrationsApplyFromEmptyOnceEvenConcurrently) {
+  EXPECT_EQ(g_env->first_applied(),
+            static_cast<int>(StorageMigrations().size()));
+  ASSERT_FALSE(StorageMigrations().empty());
+  EXPECT_EQ(StorageMigrations()[0].version, 1);
+  EXPECT_EQ(StorageMigrations()[0].name, "init");
+  // Running again is a no-op.
+  auto again = ApplyMigrations(g_env->pool(), StorageMigrations());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 0);
+  EXPECT_EQ(SqlInt("SELECT count(*) FROM schema_migrations"),
+            static_cast<int64_t>(StorageMigrations().size()));
+
+  // A fresh empty database migrated by four "instances" at once: exactly one
+  // applies everything, the others find nothing to do.
+  const std::string db =
+      absl::StrCat("migrate_race_", g_next_user.fetch_add(1));
+  {
+    pqxx::connection admin(g_env->pg().url());
+    pqxx::nontransaction tx(admin);
+    tx.exec(absl::StrCat("CREATE DATABASE ", db));
+  }
+  const std::string url =
+      absl::StrReplaceAll(g_env->pg().url(), {{"/parley", "/" + db}});
+  std::vector<int> applied(4, -1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      PgPoolOptions options;
+      options.url = url;
+      options.size = 1;
+      PgPool pool(options);
+      auto n = ApplyMigrations(pool, StorageMigrations());
+      applied[i] = n.ok() ? *n : -100;
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::sort(applied.begin(), applied.end());
+  const int all = static_cast<int>(StorageMigrations().size());
+  EXPECT_THAT(applied, ElementsAre(0, 0, 0, all));
+
+  PgPoolOptions options;
+  options.url = url;
+  PgPool pool(options);
+  int64_t tables = 0;
+  ASSERT_TRUE(pool.Transact([&](pqxx::work& tx) {
+                    tables = tx.exec1(
+                                   "SELECT count(*) FROM information_schema."
+                                   "tables WHERE table_schema = 'public'")[0]
+                                 .as<int64_t>();
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  // users, access_tokens, chats, chat_members, messages, chat_events,
+  // schema_migrations.
+  EXPECT_EQ(tables, 7);
+}
+
+// --------------------------------------------------------- users and tokens
+
+TEST_F(StorageTest, CreateUserAndCredentials) {
+  iv1::CreateUserRequest req;
+  req.set_username(absl::StrCat("alice", g_next_user.fetch_add(1)));
+  req.set_password_hash("$argon2id$hash");
+  auto user = repo().CreateUser(req);
+  ASSERT_TRUE(user.ok()) << user.status();
+  EXPECT_EQ(user->username(), req.username());
+  EXPECT_EQ(user->display_name(), req.username());  // empty -> username
+  EXPECT_TRUE(ParseId("user_id", user->user_id()).ok());
+
+  auto dup = repo().CreateUser(req);
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(dup.status().message(), "username: already taken");
+
+  iv1::GetUserCredentialsRequest get;
+  get.set_username(req.username());
+  auto creds = repo().GetUserCredentials(get);
+  ASSERT_TRUE(creds.ok()) << creds.status();
+  EXPECT_EQ(creds->user().user_id(), user->user_id());
+  EXPECT_EQ(creds->password_hash(), "$argon2id$hash");
+
+  get.set_username("nobody-here");
+  EXPECT_EQ(repo().GetUserCredentials(get).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(StorageTest, AccessTokensResolveUntilExpiry) {
+  const int64_t user = NewUser();
+  const std::string hash = NewTokenHash();
+  const int64_t now = time(nullptr);
+
+  iv1::CreateAccessTokenRequest create;
+  create.set_user_id(user);
+  create.set_token_hash(hash);
+  create.mutable_expire_time()->set_seconds(now + 3600);
+  create.mutable_expire_time()->set_nanos(123456000);
+  ASSERT_TRUE(repo().CreateAccessToken(create).ok());
+
+  iv1::ResolveAccessTokenRequest resolve;
+  resolve.set_token_hash(hash);
+  auto r = repo().ResolveAccessToken(resolve);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->user_id(), user);
+  EXPECT_EQ(r->expire_time().seconds(), now + 3600);
+  EXPECT_EQ(r->expire_time().nanos(), 123456000);
+
+  // Same hash again.
+  EXPECT_EQ(repo().CreateAccessToken(create).code(),
+            absl::StatusCode::kAlreadyExists);
+
+  // Expired token.
+  const std::string old_hash = NewTokenHash();
+  create.set_token_hash(old_hash);
+  create.mutable_expire_time()->set_seconds(now - 1);
+  ASSERT_TRUE(repo().CreateAccessToken(create).ok());
+  resolve.set_token_hash(old_hash);
+  EXPECT_EQ(repo().ResolveAccessToken(resolve).status().code(),
+            absl::StatusCode::kUnauthenticated);
+
+  // Unknown token and unknown user.
+  resolve.set_token_hash(NewTokenHash());
+  EXPECT_EQ(repo().ResolveAccessToken(resolve).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  create.set_user_id(987654321);
+  create.set_token_hash(NewTokenHash());
+  EXPECT_EQ(repo().CreateAccessToken(create).code(),
+            absl::StatusCode::kNotFound);
+}
+
+// ------------------------------------------------------------ direct chats
+
+TEST_F(StorageTest, DirectChatIsUniquePerPair) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+
+  iv1::CreateDirectChatRequest req;
+  req.set_user_id(a);
+  req.set_peer_user_id(a);
+  auto self = repo().CreateDirectChat(req);
+  EXPECT_EQ(self.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(self.status().message()), HasSubstr("peer_user_id"));
+
+  req.set_peer_user_id(987654321);
+  auto unknown = repo().CreateDirectChat(req);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()),
+              HasSubstr("peer_user_id"));
+
+  req.set_peer_user_id(b);
+  auto first = repo().CreateDirectChat(req);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->type(), pv1::CHAT_TYPE_DIRECT);
+  EXPECT_EQ(first->last_seq(), 0u);
+  EXPECT_THAT(first->member_user_ids(), UnorderedElementsAre(Id(a), Id(b)));
+  EXPECT_TRUE(first->admin_user_ids().empty());
+  EXPECT_TRUE(first->has_create_time());
+
+  auto again = repo().CreateDirectChat(req);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->chat_id(), first->chat_id());
+  req.set_user_id(b);
+  req.set_peer_user_id(a);
+  auto reversed = repo().CreateDirectChat(req);
+  ASSERT_TRUE(reversed.ok());
+  EXPECT_EQ(reversed->chat_id(), first->chat_id());
+}
+
+TEST_F(StorageTest, ConcurrentDirectChatCreationYieldsOneChat) {
+  for (int round = 0; round < 3; ++round) {
+    const int64_t a = NewUser();
+    const int64_t b = NewUser();
+    std::vector<std::string> ids(8);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+      threads.emplace_back([&, i] {
+        iv1::CreateDirectChatRequest req;
+        req.set_user_id(i % 2 ? a : b);
+        req.set_peer_user_id(i % 2 ? b : a);
+        auto chat = repo().CreateDirectChat(req);
+        ids[i] = chat.ok() ? chat->chat_id() : chat.status().ToString();
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 1u)
+        << ids[0] << " vs " << ids[1];
+    EXPECT_EQ(
+        SqlInt(absl::StrCat("SELECT count(*) FROM chats WHERE direct_key = '",
+                            std::min(a, b), ":", std::max(a, b), "'")),
+        1);
+    EXPECT_EQ(SqlInt(absl::StrCat("SELECT count(*) FROM chat_members WHERE "
+                                  "chat_id = ",
+                                  ids[0])),
+              2);
+  }
+}
+
+// ------------------------------------------------------------- group chats
+
+TEST_F(StorageTest, CreateGroupChat) {
+  const int64_t creator = NewUser();
+  const int64_t b = NewUser();
+  const int64_t c = NewUser();
+
+  iv1::CreateGroupChatRequest req;
+  req.set_creator_user_id(creator);
+  req.set_title("Team");
+  for (int64_t id : {c, b, creator, c}) req.add_member_user_ids(id);
+  req.set_max_members(3);
+  auto chat = repo().CreateGroupChat(req);
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  EXPECT_EQ(chat->type(), pv1::CHAT_TYPE_GROUP);
+  EXPECT_EQ(chat->title(), "Team");
+  EXPECT_THAT(chat->member_user_ids(), ElementsAre(Id(creator), Id(c), Id(b)));
+  EXPECT_THAT(chat->admin_user_ids(), ElementsAre(Id(creator)));
+  EXPECT_EQ(chat->last_seq(), 0u);
+
+  req.set_max_members(2);
+  auto too_many = repo().CreateGroupChat(req);
+  EXPECT_EQ(too_many.status().code(), absl::StatusCode::kFailedPrecondition);
+
+  req.set_max_members(10);
+  req.add_member_user_ids(987654321);
+  auto unknown = repo().CreateGroupChat(req);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(unknown.status().message(),
+            "member_user_ids: user 987654321 not found");
+}
+
+// ------------------------------------------------------------- membership
+
+TEST_F(StorageTest, AddMembersRules) {
+  const int64_t admin = NewUser();
+  const int64_t member = NewUser();
+  const int64_t outsider = NewUser();
+  const int64_t newbie = NewUser();
+  const int64_t chat = NewGroup(admin, {member});
+
+  auto by_member = Add(member, chat, {newbie});
+  EXPECT_EQ(by_member.status().code(), absl::StatusCode::kPermissionDenied);
+  auto by_outsider = Add(outsider, chat, {newbie});
+  EXPECT_EQ(by_outsider.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Add(admin, 987654321, {newbie}).status().code(),
+            absl::StatusCode::kNotFound);
+  auto unknown = Add(admin, chat, {newbie, 987654321});
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("user_ids"));
+  EXPECT_EQ(Add(admin, chat, {newbie, outsider}, 3).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // Nothing new: no event.
+  auto nothing = Add(admin, chat, {member, admin});
+  ASSERT_TRUE(nothing.ok()) << nothing.status();
+  EXPECT_TRUE(nothing->duplicate());
+  EXPECT_FALSE(nothing->has_event());
+  EXPECT_EQ(nothing->chat().last_seq(), 0u);
+
+  Send(chat, member);  // seq 1
+  auto added = Add(admin, chat, {newbie, member, newbie});
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_FALSE(added->duplicate());
+  EXPECT_EQ(added->event().seq(), 2u);
+  EXPECT_EQ(added->event().chat_id(), Id(chat));
+  ASSERT_TRUE(added->event().has_members_changed());
+  EXPECT_THAT(added->event().members_changed().member_user_ids(),
+              ElementsAre(Id(admin), Id(member), Id(newbie)));
+  EXPECT_EQ(added->event().members_changed().last_seq(), 2u);
+  EXPECT_EQ(added->chat().last_seq(), 2u);
+  EXPECT_EQ(added->chat().unread_count(), 1u);  // the member's message
+  EXPECT_THAT(added->recipient_user_ids(),
+              UnorderedElementsAre(admin, member, newbie));
+
+  // Direct chats never change members.
+  const int64_t direct = NewDirect(admin, member);
+  EXPECT_EQ(Add(admin, direct, {newbie}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Remove(admin, direct, member).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(StorageTest, RemoveMemberAndLeave) {
+  const int64_t admin = NewUser();
+  const int64_t b = NewUser();
+  const int64_t c = NewUser();
+  const int64_t outsider = NewUser();
+  const int64_t chat = NewGroup(admin, {b, c});
+
+  EXPECT_EQ(Remove(b, chat, c).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  auto not_member = Remove(admin, chat, outsider);
+  EXPECT_EQ(not_member.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(not_member.status().message()), HasSubstr("user_id"));
+
+  auto removed = Remove(admin, chat, c);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(removed->event().seq(), 1u);
+  EXPECT_THAT(removed->event().members_changed().member_user_ids(),
+              ElementsAre(Id(admin), Id(b)));
+  EXPECT_THAT(removed->recipient_user_ids(), UnorderedElementsAre(admin, b, c));
+
+  // The removed member sees nothing more of the chat.
+  EXPECT_EQ(GetChat(c, chat).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ListMessages(c, chat, 0, 10).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Sync(c, chat, 0, 10).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  auto send =
+      repo().AppendMessage(MessageRequest(chat, c, "after-removal", "x"));
+  EXPECT_EQ(send.status().code(), absl::StatusCode::kPermissionDenied);
+  // ...and the refused send did not consume a seq.
+  EXPECT_EQ(Send(chat, b), 2u);
+
+  // A plain member may leave.
+  auto left = Remove(b, chat, b);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_THAT(left->chat().member_user_ids(), ElementsAre(Id(admin)));
+  EXPECT_THAT(left->recipient_user_ids(), UnorderedElementsAre(admin, b));
+  EXPECT_EQ(GetChat(b, chat).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  auto chat_now = GetChat(admin, chat);
+  ASSERT_TRUE(chat_now.ok());
+  EXPECT_EQ(chat_now->last_seq(), 3u);
+}
+
+TEST_F(StorageTest, LastAdminLeavingHandsOverToLongestStandingMember) {
+  const int64_t admin = NewUser();
+  const int64_t early = NewUser();
+  const int64_t late = NewUser();
+  const int64_t chat = NewGroup(admin, {early});
+  ASSERT_TRUE(Add(admin, chat, {late}).ok());
+
+  auto left = Remove(admin, chat, admin);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_THAT(left->event().members_changed().admin_user_ids(),
+              ElementsAre(Id(early)));
+
+  // The new admin can now add people; the other member still cannot.
+  const int64_t x = NewUser();
+  EXPECT_EQ(Add(late, chat, {x}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(Add(early, chat, {x}).ok());
+}
+
+TEST_F(StorageTest, HandoverFollowsJoinOrderNotUserId) {
+  const int64_t admin = NewUser();
+  const int64_t low = NewUser();
+  const int64_t high = NewUser();
+  ASSERT_LT(low, high);
+  // `high` joins first.
+  const int64_t chat = NewGroup(admin, {high, low});
+  auto left = Remove(admin, chat, admin);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_THAT(left->chat().admin_user_ids(), ElementsAre(Id(high)));
+  // Another admin left in place: no handover.
+  const int64_t chat2 = NewGroup(admin, {high, low});
+  auto by_admin = Remove(admin, chat2, high);
+  ASSERT_TRUE(by_admin.ok());
+  EXPECT_THAT(by_admin->chat().admin_user_ids(), ElementsAre(Id(admin)));
+}
+
+// --------------------------------------------------------------- messages
+
+TEST_F(StorageTest, ConcurrentSendersGetGapFreeSeqs) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 50;
+  const int64_t admin = NewUser();
+  std::vector<int64_t> senders;
+  for (int i = 0; i < kThreads; ++i) senders.push_back(NewUser());
+  const int64_t chat = NewGroup(admin, senders);
+
+  std::vector<std::vector<uint64_t>> seqs(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r = repo().AppendMessage(MessageRequest(
+            chat, senders[t], absl::StrCat("conc-", chat, "-", t, "-", i),
+            absl::StrCat("message ", i)));
+        if (!r.ok() || r->duplicate()) {
+          ++failures;
+          continue;
+        }
+        seqs[t].push_back(r->event().seq());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::vector<uint64_t> all;
+  for (const auto& s : seqs) {
+    // Each sender's own messages are in increasing order.
+    EXPECT_TRUE(std::is_sorted(s.begin(), s.end()));
+    all.insert(all.end(), s.begin(), s.end());
+  }
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), static_cast<size_t>(kThreads * kPerThread));
+  for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], i + 1);
+
+  auto chat_now = GetChat(admin, chat);
+  ASSERT_TRUE(chat_now.ok());
+  EXPECT_EQ(chat_now->last_seq(), all.size());
+  EXPECT_EQ(chat_now->unread_count(), all.size());
+  auto sync = Sync(admin, chat, 0, 500);
+  ASSERT_TRUE(sync.ok()) << sync.status();
+  ASSERT_EQ(sync->events_size(), kThreads * kPerThread);
+  EXPECT_FALSE(sync->has_more());
+  for (int i = 0; i < sync->events_size(); ++i) {
+    EXPECT_EQ(sync->events(i).seq(), static_cast<uint64_t>(i + 1));
+    EXPECT_EQ(sync->events(i).message_created().seq(),
+              static_cast<uint64_t>(i + 1));
+  }
+}
+
+TEST_F(StorageTest, ClientMessageIdRetryReturnsOriginal) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewDirect(a, b);
+  const int64_t other_chat = NewGroup(a, {b});
+
+  iv1::AppendMessageRequest req = MessageRequest(chat, a, "retry-1", "hello");
+  auto first = repo().AppendMessage(req);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->duplicate());
+  const pv1::Message& msg = first->event().message_created();
+  EXPECT_EQ(msg.message_id(), Id(req.message_id()));
+  EXPECT_EQ(msg.seq(), 1u);
+  EXPECT_EQ(msg.text(), "hello");
+  EXPECT_EQ(msg.sender_user_id(), Id(a));
+  EXPECT_EQ(msg.client_message_id(), "retry-1");
+  EXPECT_TRUE(msg.has_create_time());
+  EXPECT_FALSE(msg.has_edit_time());
+  EXPECT_THAT(first->recipient_user_ids(), UnorderedElementsAre(a, b));
+  EXPECT_EQ(first->chat().last_seq(), 1u);
+
+  Send(chat, b);  // seq 2
+
+  // A retry, even with a new server-assigned message id.
+  iv1::AppendMessageRequest retry = req;
+  retry.set_message_id(g_next_message_id.fetch_add(1));
+  auto second = repo().AppendMessage(retry);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->duplicate());
+  EXPECT_EQ(second->event().message_created().message_id(), msg.message_id());
+  EXPECT_EQ(second->event().seq(), 1u);
+  EXPECT_EQ(second->event().create_time().seconds(),
+            first->event().create_time().seconds());
+  EXPECT_EQ(second->chat().last_seq(), 2u);
+
+  // Reuse for different content or another chat.
+  iv1::AppendMessageRequest other_text = req;
+  other_text.set_text("hello!");
+  auto conflict = repo().AppendMessage(other_text);
+  EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(conflict.status().message(),
+            "client_message_id: already used for a different message");
+  iv1::AppendMessageRequest other_chat_req = req;
+  other_chat_req.set_chat_id(other_chat);
+  EXPECT_EQ(repo().AppendMessage(other_chat_req).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  iv1::AppendMessageRequest other_reply = req;
+  other_reply.set_reply_to_message_id(req.message_id());
+  EXPECT_EQ(repo().AppendMessage(other_reply).status().code(),
+            absl::StatusCode::kAlreadyExists);
+
+  // The same key from another sender is a different message.
+  iv1::AppendMessageRequest by_b = MessageRequest(chat, b, "retry-1", "hello");
+  auto b_msg = repo().AppendMessage(by_b);
+  ASSERT_TRUE(b_msg.ok()) << b_msg.status();
+  EXPECT_FALSE(b_msg->duplicate());
+  EXPECT_EQ(b_msg->event().seq(), 3u);
+}
+
+TEST_F(StorageTest, ConcurrentRetriesStoreOneMessage) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewDirect(a, b);
+  iv1::AppendMessageRequest req = MessageRequest(chat, a, "burst", "once");
+  std::vector<absl::StatusOr<iv1::ChatEventResult>> results(
+      8, absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      iv1::AppendMessageRequest mine = req;
+      mine.set_message_id(req.message_id() + 100000 * (i + 1));
+      results[i] = repo().AppendMessage(mine);
+    });
+  }
+  for (auto& t : threads) t.join();
+  int originals = 0;
+  std::set<std::string> ids;
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (!r->duplicate()) ++originals;
+    ids.insert(r->event().message_created().message_id());
+    EXPECT_EQ(r->event().seq(), 1u);
+  }
+  EXPECT_EQ(originals, 1);
+  EXPECT_EQ(ids.size(), 1u);
+  auto chat_now = GetChat(a, chat);
+  ASSERT_TRUE(chat_now.ok());
+  EXPECT_EQ(chat_now->last_seq(), 1u);
+}
+
+TEST_F(StorageTest, AppendMessageErrors) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t outsider = NewUser();
+  const int64_t chat = NewDirect(a, b);
+  const int64_t other = NewGroup(a, {});
+
+  auto unknown = repo().AppendMessage(MessageRequest(987654321, a, "e1", "x"));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("chat_id"));
+
+  EXPECT_EQ(repo()
+                .AppendMessage(MessageRequest(chat, outsider, "e2", "x"))
+                .status()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+
+  auto in_other = repo().AppendMessage(MessageRequest(other, a, "e3", "x"));
+  ASSERT_TRUE(in_other.ok());
+  iv1::AppendMessageRequest reply = MessageRequest(chat, a, "e4", "re");
+  reply.set_reply_to_message_id(987654321);
+  auto bad_reply = repo().AppendMessage(reply);
+  EXPECT_EQ(bad_reply.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(bad_reply.status().message()),
+              HasSubstr("reply_to_message_id"));
+  reply.set_reply_to_message_id(
+      ParseId("id", in_other->event().message_created().message_id()).value());
+  EXPECT_EQ(repo().AppendMessage(reply).status().code(),
+            absl::StatusCode::kNotFound);
+
+  // Nothing above consumed a seq of `chat`.
+  auto ok = repo().AppendMessage(MessageRequest(chat, a, "e5", "first"));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->event().seq(), 1u);
+  iv1::AppendMessageRequest good_reply = MessageRequest(chat, b, "e6", "re");
+  good_reply.set_reply_to_message_id(
+      ParseId("id", ok->event().message_created().message_id()).value());
+  good_reply.set_file_id(42);
+  auto replied = repo().AppendMessage(good_reply);
+  ASSERT_TRUE(replied.ok()) << replied.status();
+  EXPECT_EQ(replied->event().message_created().reply_to_message_id(),
+            ok->event().message_created().message_id());
+  EXPECT_EQ(replied->event().message_created().file().file_id(), "42");
+  EXPECT_EQ(replied->event().seq(), 2u);
+}
+
+// ------------------------------------------------------------- pagination
+
+TEST_F(StorageTest, ListMessagesPagesExactly) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewDirect(a, b);
+  for (int i = 1; i <= 6; ++i) Send(chat, i % 2 ? a : b, absl::StrCat("m", i));
+
+  auto page1 = ListMessages(b, chat, 0, 3);
+  ASSERT_TRUE(page1.ok()) << page1.status();
+  ASSERT_EQ(page1->messages_size(), 3);
+  EXPECT_EQ(page1->messages(0).seq(), 6u);
+  EXPECT_EQ(page1->messages(0).text(), "m6");
+  EXPECT_EQ(page1->messages(2).seq(), 4u);
+  EXPECT_EQ(page1->next_before_seq(), 4u);
+
+  auto page2 = ListMessages(b, chat, page1->next_before_seq(), 3);
+  ASSERT_TRUE(page2.ok());
+  ASSERT_EQ(page2->messages_size(), 3);
+  EXPECT_EQ(page2->messages(0).seq(), 3u);
+  EXPECT_EQ(page2->messages(2).seq(), 1u);
+  EXPECT_EQ(page2->next_before_seq(), 0u);  // exactly 6: no empty third page
+
+  auto page_big = ListMessages(a, chat, 0, 6);
+  ASSERT_TRUE(page_big.ok());
+  EXPECT_EQ(page_big->messages_size(), 6);
+  EXPECT_EQ(page_big->next_before_seq(), 0u);
+  auto page5 = ListMessages(a, chat, 0, 5);
+  ASSERT_TRUE(page5.ok());
+  EXPECT_EQ(page5->next_before_seq(), 2u);
+
+  const int64_t outsider = NewUser();
+  EXPECT_EQ(ListMessages(outsider, chat, 0, 3).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ListMessages(a, 987654321, 0, 3).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(StorageTest, SyncChatPagesAndShowsCurrentState) {
+  const int64_t admin = NewUser();
+  const int64_t b = NewUser();
+  const int64_t c = NewUser();
+  const int64_t chat = NewGroup(admin, {b});
+  Send(chat, admin, "one");                 // 1
+  Send(chat, b, "two");                     // 2
+  ASSERT_TRUE(Add(admin, chat, {c}).ok());  // 3
+  Send(chat, c, "four");                    // 4
+  // Turn message 2 into a tombstone behind the repository's back.
+  Sql(absl::StrCat("UPDATE messages SET deleted = true WHERE chat_id = ", chat,
+                   " AND seq = 2"));
+
+  auto p1 = Sync(c, chat, 0, 2);
+  ASSERT_TRUE(p1.ok()) << p1.status();
+  ASSERT_EQ(p1->events_size(), 2);
+  EXPECT_TRUE(p1->has_more());
+  EXPECT_EQ(p1->events(0).seq(), 1u);
+  EXPECT_EQ(p1->events(0).message_created().text(), "one");
+  EXPECT_TRUE(p1->events(1).message_created().deleted());
+  EXPECT_EQ(p1->events(1).message_created().text(), "");
+
+  auto p2 = Sync(c, chat, 2, 2);
+  ASSERT_TRUE(p2.ok());
+  ASSERT_EQ(p2->events_size(), 2);
+  EXPECT_FALSE(p2->has_more());  // exactly the last two
+  EXPECT_EQ(p2->events(0).seq(), 3u);
+  ASSERT_TRUE(p2->events(0).has_members_changed());
+  EXPECT_THAT(p2->events(0).members_changed().member_user_ids(),
+              ElementsAre(Id(admin), Id(b), Id(c)));
+  EXPECT_EQ(p2->events(1).message_created().text(), "four");
+  EXPECT_EQ(p2->events(1).chat_id(), Id(chat));
+
+  auto p3 = Sync(c, chat, 4, 2);
+  ASSERT_TRUE(p3.ok());
+  EXPECT_EQ(p3->events_size(), 0);
+  EXPECT_FALSE(p3->has_more());
+}
+
+TEST_F(StorageTest, ListChatsOrdersByActivityAndPagesExactly) {
+  const int64_t me = NewUser();
+  std::vector<int64_t> chats;
+  for (int i = 0; i < 5; ++i) chats.push_back(NewDirect(me, NewUser()));
+  // Activity order, most recent first: 2, 0, 4, 3, 1.
+  Send(chats[1], me);
+  Send(chats[3], me);
+  Send(chats[4], me);
+  Send(chats[0], me);
+  Send(chats[2], me);
+  const std::vector<std::string> expected = {
+      Id(chats[2]), Id(chats[0]), Id(chats[4]), Id(chats[3]), Id(chats[1])};
+  for (int page_size : {1, 2, 3, 5, 6}) {
+    std::vector<std::string> seen;
+    std::string token;
+    int pages = 0;
+    do {
+      iv1::ListChatsRequest req;
+      req.set_user_id(me);
+      req.set_page_size(page_size);
+      req.set_page_token(token);
+      auto resp = repo().ListChats(req);
+      ASSERT_TRUE(resp.ok()) << resp.status();
+      ASSERT_LE(resp->chats_size(), page_size);
+      ASSERT_GT(resp->chats_size(), 0) << "empty page, size " << page_size;
+      for (const auto& c : resp->chats()) seen.push_back(c.chat_id());
+      token = resp->next_page_token();
+      ASSERT_LT(++pages, 10);
+    } while (!token.empty());
+    EXPECT_EQ(seen, expected) << "page size " << page_size;
+    EXPECT_EQ(pages, (5 + page_size - 1) / page_size);
+  }
+
+  iv1::ListChatsRequest bad;
+  bad.set_user_id(me);
+  bad.set_page_size(2);
+  bad.set_page_token("not a token!");
+  auto r = repo().ListChats(bad);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("page_token"));
+  bad.set_page_token(EncodeChatPageToken(5, -1));
+  EXPECT_EQ(repo().ListChats(bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // A user without chats.
+  iv1::ListChatsRequest none;
+  none.set_user_id(NewUser());
+  auto empty = repo().ListChats(none);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->chats_size(), 0);
+  EXPECT_TRUE(empty->next_page_token().empty());
+}
+
+TEST_F(StorageTest, ListChatsIncludesMembersAndUnread) {
+  const int64_t me = NewUser();
+  const int64_t peer = NewUser();
+  const int64_t chat = NewDirect(me, peer);
+  Send(chat, peer);
+  iv1::ListChatsRequest req;
+  req.set_user_id(me);
+  auto resp = repo().ListChats(req);  // page_size 0 -> default
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  ASSERT_EQ(resp->chats_size(), 1);
+  EXPECT_EQ(resp->chats(0).unread_count(), 1u);
+  EXPECT_EQ(resp->chats(0).last_seq(), 1u);
+  EXPECT_THAT(resp->chats(0).member_user_ids(), ElementsAre(Id(me), Id(peer)));
+}
+
+TEST_F(StorageTest, UnreadCountsOthersUndeletedMessagesAboveReadSeq) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewDirect(a, b);
+  Send(chat, b);  // 1
+  Send(chat, a);  // 2
+  Send(chat, b);  // 3
+  Send(chat, b);  // 4
+  Send(chat, a);  // 5
+
+  auto for_a = GetChat(a, chat);
+  ASSERT_TRUE(for_a.ok());
+  EXPECT_EQ(for_a->unread_count(), 3u);
+  auto for_b = GetChat(b, chat);
+  ASSERT_TRUE(for_b.ok());
+  EXPECT_EQ(for_b->unread_count(), 2u);
+
+  Sql(absl::StrCat("UPDATE chat_members SET read_seq = 3 WHERE chat_id = ",
+                   chat, " AND user_id = ", a));
+  EXPECT_EQ(GetChat(a, chat)->unread_count(), 1u);
+  Sql(absl::StrCat("UPDATE messages SET deleted = true WHERE chat_id = ", chat,
+                   " AND seq = 4"));
+  EXPECT_EQ(GetChat(a, chat)->unread_count(), 0u);
+  EXPECT_EQ(GetChat(b, chat)->unread_count(), 2u);
+
+  EXPECT_EQ(GetChat(NewUser(), chat).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(GetChat(a, 987654321).status().code(), absl::StatusCode::kNotFound);
+}
+
+// ------------------------------------------------------------ gRPC wiring
+
+TEST_F(StorageTest, ServiceAnswersOverGrpc) {
+  ThreadPool workers("storage-test", 2, 16);
+  StorageServiceImpl service(&repo(), &workers);
+  auto server = StartServer(ServerOptions{}, {&service});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = iv1::StorageService::NewStub(
+      MakeChannel(absl::StrCat("127.0.0.1:", server->port)));
+
+  iv1::CreateUserRequest req;
+  req.set_username(absl::StrCat("grpc", g_next_user.fetch_add(1)));
+  req.set_password_hash("h");
+  pv1::User user;
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    grpc::Status s = stub->CreateUser(&ctx, req, &user);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(user.username(), req.username());
+  }
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    pv1::User again;
+    grpc::Status s = stub->CreateUser(&ctx, req, &again);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+    EXPECT_EQ(s.error_message(), "username: already taken");
+  }
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    iv1::CreateAccessTokenRequest token;
+    token.set_user_id(ParseId("user_id", user.user_id()).value());
+    token.set_token_hash(NewTokenHash());
+    token.mutable_expire_time()->set_seconds(time(nullptr) + 60);
+    iv1::CreateAccessTokenResponse resp;
+    EXPECT_TRUE(stub->CreateAccessToken(&ctx, token, &resp).ok());
+  }
+  ShutdownGracefully(server->server.get(), std::chrono::seconds(1));
+}
+
+}  // namespace
+}  // namespace parley::storage

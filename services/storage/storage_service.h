@@ -1,0 +1,89 @@
+// gRPC face of the storage service. Each call is handed to a ThreadPool
+// (sized like the PostgreSQL pool) and finished from there, so no reactor
+// thread ever blocks on the database. A full queue answers UNAVAILABLE; a
+// call whose deadline already passed is skipped.
+//
+//   parley::storage::StorageRepository repo(&pg_pool);
+//   parley::ThreadPool workers("storage", 8, 512);
+//   parley::storage::StorageServiceImpl service(&repo, &workers);
+//   auto server = parley::StartServer(options, {&service});
+#ifndef PARLEY_SERVICES_STORAGE_STORAGE_SERVICE_H_
+#define PARLEY_SERVICES_STORAGE_STORAGE_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/thread_pool.h"
+#include "parley/internal/v1/storage.grpc.pb.h"
+#include "services/storage/storage_repository.h"
+
+namespace parley::storage {
+
+class StorageServiceImpl final
+    : public internal::v1::StorageService::CallbackService {
+ public:
+  // Neither is owned; both must outlive the server.
+  StorageServiceImpl(StorageRepository* repo, ThreadPool* workers);
+
+  grpc::ServerUnaryReactor* CreateUser(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::CreateUserRequest* req, v1::User* resp) override;
+  grpc::ServerUnaryReactor* GetUserCredentials(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::GetUserCredentialsRequest* req,
+      internal::v1::UserCredentials* resp) override;
+  grpc::ServerUnaryReactor* CreateAccessToken(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::CreateAccessTokenRequest* req,
+      internal::v1::CreateAccessTokenResponse* resp) override;
+  grpc::ServerUnaryReactor* ResolveAccessToken(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::ResolveAccessTokenRequest* req,
+      internal::v1::ResolveAccessTokenResponse* resp) override;
+  grpc::ServerUnaryReactor* CreateDirectChat(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::CreateDirectChatRequest* req,
+      v1::Chat* resp) override;
+  grpc::ServerUnaryReactor* CreateGroupChat(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::CreateGroupChatRequest* req, v1::Chat* resp) override;
+  grpc::ServerUnaryReactor* AddMembers(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::AddMembersRequest* req,
+      internal::v1::ChatEventResult* resp) override;
+  grpc::ServerUnaryReactor* RemoveMember(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::RemoveMemberRequest* req,
+      internal::v1::ChatEventResult* resp) override;
+  grpc::ServerUnaryReactor* ListChats(grpc::CallbackServerContext* ctx,
+                                      const internal::v1::ListChatsRequest* req,
+                                      v1::ListChatsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetChat(grpc::CallbackServerContext* ctx,
+                                    const internal::v1::GetChatRequest* req,
+                                    v1::Chat* resp) override;
+  grpc::ServerUnaryReactor* AppendMessage(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::AppendMessageRequest* req,
+      internal::v1::ChatEventResult* resp) override;
+  grpc::ServerUnaryReactor* ListMessages(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::ListMessagesRequest* req,
+      v1::ListMessagesResponse* resp) override;
+  grpc::ServerUnaryReactor* SyncChat(grpc::CallbackServerContext* ctx,
+                                     const internal::v1::SyncChatRequest* req,
+                                     v1::SyncChatResponse* resp) override;
+
+ private:
+  // Runs `call` (returning absl::StatusOr<Response>) on a worker and
+  // finishes the call's default reactor with its outcome.
+  template <typename Response, typename Call>
+  grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* ctx,
+                                     const char* method, Response* resp,
+                                     Call call);
+
+  StorageRepository* const repo_;
+  ThreadPool* const workers_;
+};
+
+}  // namespace parley::storage
+
+#endif  // PARLEY_SERVICES_STORAGE_STORAGE_SERVICE_H_

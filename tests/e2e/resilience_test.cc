@@ -1,0 +1,143 @@
+// Dependencies going away: callers get UNAVAILABLE within their deadline,
+// never a hang, and service resumes when the dependency returns.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/test_client.h"
+#include "tests/support/cluster.h"
+
+namespace parley::e2e {
+namespace {
+
+using Stub = v1::ChatService::Stub;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using std::chrono::steady_clock;
+
+class ResilienceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = testing::Cluster::Start({.gateways = 1, .message_instances = 2});
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = std::move(*c);
+    api_ = std::make_unique<Api>(cluster_->gateway_address(0));
+  }
+  std::unique_ptr<testing::Cluster> cluster_;
+  std::unique_ptr<Api> api_;
+};
+
+TEST_F(ResilienceTest, StorageDownIsUnavailableWithinTheDeadline) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
+  v1::Chat chat = api_->Direct(a, b);
+  cluster_->process("storage")->Kill();
+
+  v1::SendMessageRequest req;
+  req.set_chat_id(chat.chat_id());
+  req.set_client_message_id("during-outage");
+  req.set_text("are you there?");
+  v1::Message m;
+  const auto start = steady_clock::now();
+  grpc::Status s = api_->Call(a.token, &Stub::SendMessage, req, &m, seconds(3));
+  const auto took = steady_clock::now() - start;
+  EXPECT_TRUE(s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+              s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+      << s.error_code() << " " << s.error_message();
+  EXPECT_LT(took, seconds(4));
+
+  v1::ListMessagesRequest lm;
+  lm.set_chat_id(chat.chat_id());
+  v1::ListMessagesResponse history;
+  s = api_->Call(a.token, &Stub::ListMessages, lm, &history, seconds(3));
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.error_code(), grpc::StatusCode::INTERNAL);
+
+  ASSERT_TRUE(cluster_->Restart("storage").ok());
+  // The retry of the failed send goes through once, and only once.
+  v1::Message first, again;
+  ASSERT_TRUE(api_->TrySend(a, chat.chat_id(), "are you there?", &first,
+                            "during-outage")
+                  .ok());
+  ASSERT_TRUE(api_->TrySend(a, chat.chat_id(), "are you there?", &again,
+                            "during-outage")
+                  .ok());
+  EXPECT_EQ(first.seq(), 1u);
+  EXPECT_EQ(again.message_id(), first.message_id());
+}
+
+TEST_F(ResilienceTest, AMessageInstanceDyingDoesNotStopSendsOrDelivery) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
+  auto bs = LiveStream::Open(cluster_->gateway_address(0), b.token);
+  ASSERT_TRUE(bs);
+  // Chats hash onto both instances; use several.
+  std::vector<v1::Chat> chats;
+  for (int i = 0; i < 4; ++i) {
+    TestUser peer = api_->NewUser("p");
+    chats.push_back(api_->Group(a, absl::StrCat("g", i), {b, peer}));
+  }
+  cluster_->process("message0")->Kill();
+  for (const auto& chat : chats) {
+    v1::Message m;
+    grpc::Status s = api_->TrySend(a, chat.chat_id(), "still flowing", &m);
+    ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+    auto ev = bs->WaitForEvent(chat.chat_id(), m.seq());
+    EXPECT_TRUE(ev.has_value()) << "chat " << chat.chat_id();
+  }
+  // Back again: the gateway resubscribes and both instances serve.
+  ASSERT_TRUE(cluster_->Restart("message0").ok());
+  ASSERT_TRUE(cluster_->WaitServing("gateway0", seconds(10)).ok());
+}
+
+TEST_F(ResilienceTest, PresenceDownStillSendsAndDelivers) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
+  auto bs = LiveStream::Open(cluster_->gateway_address(0), b.token);
+  ASSERT_TRUE(bs);
+  v1::Chat chat = api_->Direct(a, b);
+  cluster_->process("presence")->Kill();
+  v1::Message m = api_->Send(a, chat.chat_id(), "no routes, still here");
+  ASSERT_EQ(m.seq(), 1u);
+  // Routes are unknown, so the event is broadcast to every gateway, which
+  // delivers it to its local recipients.
+  EXPECT_TRUE(bs->WaitForEvent(chat.chat_id(), 1).has_value());
+  ASSERT_TRUE(cluster_->Restart("presence").ok());
+}
+
+TEST_F(ResilienceTest, RedisRestartRestoresRoutesWithoutRestarts) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
+  auto bs = LiveStream::Open(cluster_->gateway_address(0), b.token);
+  ASSERT_TRUE(bs);
+  v1::Chat chat = api_->Direct(a, b);
+  cluster_->redis()->Stop();
+  ASSERT_TRUE(cluster_->redis()->StartAgain().ok());  // empty: routes lost
+  // Sending works at once; the next gateway heartbeat (10 s by default here)
+  // re-registers b's route, after which delivery is routed again.
+  ASSERT_EQ(api_->Send(a, chat.chat_id(), "first").seq(), 1u);
+  bool delivered = false;
+  for (int i = 2; i < 40 && !delivered; ++i) {
+    v1::Message m = api_->Send(a, chat.chat_id(), absl::StrCat("try ", i));
+    delivered = bs->WaitForEvent(chat.chat_id(), m.seq(), milliseconds(500))
+                    .has_value();
+  }
+  EXPECT_TRUE(delivered);
+}
+
+TEST_F(ResilienceTest, GatewayShutsDownGracefullyOnSigterm) {
+  TestUser b = api_->NewUser("b");
+  auto bs = LiveStream::Open(cluster_->gateway_address(0), b.token);
+  ASSERT_TRUE(bs);
+  testing::Subprocess* gw = cluster_->process("gateway0");
+  gw->Signal(SIGTERM);
+  auto end = bs->WaitEnd(seconds(10));
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(end->error_code(), grpc::StatusCode::UNAVAILABLE);
+  const int status = gw->Wait(seconds(10));
+  ASSERT_GE(status, 0) << "gateway did not exit";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+}  // namespace
+}  // namespace parley::e2e

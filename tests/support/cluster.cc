@@ -1,0 +1,140 @@
+#include "tests/support/cluster.h"
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "services/client/health_check.h"
+
+namespace parley::testing {
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(Options options) {
+  std::unique_ptr<Cluster> c(new Cluster());
+  c->options_ = options;
+  c->dir_ = MakeTempDir("parley-cluster-");
+  auto pg = TestPostgres::Start();
+  if (!pg.ok()) return pg.status();
+  c->postgres_ = std::move(*pg);
+  auto redis = TestRedis::Start();
+  if (!redis.ok()) return redis.status();
+  c->redis_ = std::move(*redis);
+
+  const std::string bin = BinDir();
+  auto add = [&](const std::string& name, std::vector<std::string> argv) {
+    Proc p;
+    p.port = FreePort();
+    argv.push_back(absl::StrCat("--listen=127.0.0.1:", p.port));
+    argv.push_back("--log_level=info");
+    auto extra = options.extra_flags.find(name);
+    if (extra != options.extra_flags.end()) {
+      argv.insert(argv.end(), extra->second.begin(), extra->second.end());
+    }
+    p.argv = std::move(argv);
+    c->procs_[name] = std::move(p);
+    c->order_.push_back(name);
+  };
+  add("storage", {bin + "/parley-storage",
+                  "--postgres_url=" + c->postgres_->url(), "--pool_size=8"});
+  add("presence",
+      {bin + "/parley-presence", "--redis_url=" + c->redis_->url(),
+       absl::StrCat("--route_ttl_ms=", options.route_ttl.count())});
+  const std::string storage_addr = c->address("storage");
+  const std::string presence_addr = c->address("presence");
+  std::vector<std::string> message_addrs;
+  for (int i = 0; i < options.message_instances; ++i) {
+    const std::string name = absl::StrCat("message", i);
+    add(name, {bin + "/parley-message", "--storage_addr=" + storage_addr,
+               "--presence_addr=" + presence_addr,
+               absl::StrCat("--node_id=", i)});
+    message_addrs.push_back(c->address(name));
+  }
+  for (int i = 0; i < options.gateways; ++i) {
+    add(absl::StrCat("gateway", i),
+        {bin + "/parley-gateway", "--storage_addr=" + storage_addr,
+         "--presence_addr=" + presence_addr,
+         "--message_addrs=" + absl::StrJoin(message_addrs, ","),
+         absl::StrCat("--gateway_id=test-gw-", i),
+         absl::StrCat("--heartbeat_interval_ms=",
+                      options.heartbeat_interval.count()),
+         absl::StrCat("--max_group_members=", options.max_group_members),
+         // Cheaper password hashing keeps the suites fast; production uses
+         // libsodium's interactive limits.
+         "--password_hash_ops=1", "--password_hash_mem_kib=8192"});
+  }
+  for (const std::string& name : c->order_) {
+    if (auto s = c->Launch(name); !s.ok()) return s;
+  }
+  return c;
+}
+
+Cluster::~Cluster() {
+  // Gateways first, storage last, so nothing logs spurious failures.
+  for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
+    Proc& p = procs_[*it];
+    if (p.process && p.process->running()) {
+      p.process->Signal(SIGTERM);
+      if (p.process->Wait(std::chrono::seconds(10)) < 0) p.process->Kill();
+    }
+  }
+  procs_.clear();
+  redis_.reset();
+  postgres_.reset();
+  if (std::getenv("PARLEY_KEEP_TEST_LOGS") == nullptr) RemoveTree(dir_);
+}
+
+std::string Cluster::address(const std::string& name) const {
+  auto it = procs_.find(name);
+  return it == procs_.end() ? "" : absl::StrCat("127.0.0.1:", it->second.port);
+}
+
+std::string Cluster::gateway_address(int i) const {
+  return address(absl::StrCat("gateway", i));
+}
+
+Subprocess* Cluster::process(const std::string& name) {
+  auto it = procs_.find(name);
+  return it == procs_.end() ? nullptr : it->second.process.get();
+}
+
+absl::Status Cluster::Launch(const std::string& name) {
+  Proc& p = procs_[name];
+  auto proc = Subprocess::Start(p.argv, absl::StrCat(dir_, "/", name, ".log"));
+  if (!proc.ok()) return proc.status();
+  p.process = std::move(*proc);
+  return WaitServing(name, std::chrono::seconds(30));
+}
+
+absl::Status Cluster::Restart(const std::string& name) {
+  auto it = procs_.find(name);
+  if (it == procs_.end()) return absl::NotFoundError(name);
+  if (it->second.process) it->second.process->Kill();
+  return Launch(name);
+}
+
+absl::Status Cluster::WaitServing(const std::string& name,
+                                  std::chrono::milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  absl::Status last = absl::DeadlineExceededError("not started");
+  while (std::chrono::steady_clock::now() < end) {
+    Subprocess* p = process(name);
+    if (p == nullptr || !p->running()) {
+      return absl::UnavailableError(
+          absl::StrCat(name, " exited; see ", dir_, "/", name, ".log"));
+    }
+    auto status = client::CheckHealth(address(name), "",
+                                      std::chrono::milliseconds(500));
+    if (status.ok() && *status == client::HealthStatus::kServing) {
+      return absl::OkStatus();
+    }
+    last = status.ok() ? absl::UnavailableError("NOT_SERVING") : status.status();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat(name, " not serving: ", last.ToString(), "; see ", dir_,
+                   "/", name, ".log"));
+}
+
+}  // namespace parley::testing

@@ -1,0 +1,71 @@
+// A whole Parley deployment for end-to-end tests: a throwaway PostgreSQL and
+// Redis, and the four real binaries (any number of gateways and message
+// instances) on free loopback ports.
+//
+//   auto cluster = parley::testing::Cluster::Start({.gateways = 2});
+//   ASSERT_TRUE(cluster.ok()) << cluster.status();
+//   std::string addr = (*cluster)->gateway_address(0);
+#ifndef PARLEY_TESTS_SUPPORT_CLUSTER_H_
+#define PARLEY_TESTS_SUPPORT_CLUSTER_H_
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/test_postgres.h"
+#include "tests/support/test_redis.h"
+
+namespace parley::testing {
+
+class Cluster {
+ public:
+  struct Options {
+    int gateways = 1;
+    int message_instances = 1;
+    std::chrono::milliseconds route_ttl{30000};
+    std::chrono::milliseconds heartbeat_interval{10000};
+    int max_group_members = 10000;
+    // Extra flags per process name ("gateway0", "storage", ...).
+    std::map<std::string, std::vector<std::string>> extra_flags;
+  };
+
+  static absl::StatusOr<std::unique_ptr<Cluster>> Start(Options options);
+  ~Cluster();
+
+  std::string gateway_address(int i) const;
+  std::string address(const std::string& name) const;
+  TestPostgres* postgres() { return postgres_.get(); }
+  TestRedis* redis() { return redis_.get(); }
+  // Process names: storage, presence, message0.., gateway0..
+  Subprocess* process(const std::string& name);
+  // SIGKILLs a process and starts it again on the same port.
+  absl::Status Restart(const std::string& name);
+  // Waits until the process answers health checks with SERVING.
+  absl::Status WaitServing(const std::string& name,
+                           std::chrono::milliseconds timeout);
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct Proc {
+    std::vector<std::string> argv;
+    int port = 0;
+    std::unique_ptr<Subprocess> process;
+  };
+  Cluster() = default;
+  absl::Status Launch(const std::string& name);
+
+  Options options_;
+  std::string dir_;
+  std::unique_ptr<TestPostgres> postgres_;
+  std::unique_ptr<TestRedis> redis_;
+  std::map<std::string, Proc> procs_;
+  std::vector<std::string> order_;
+};
+
+}  // namespace parley::testing
+
+#endif  // PARLEY_TESTS_SUPPORT_CLUSTER_H_
