@@ -10,6 +10,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -27,6 +29,15 @@ std::vector<char*> InitProcess(int argc, char** argv, absl::string_view usage) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // --help lists Parley's own flags (from services/ and common/), not the
+  // libraries'; --helpfull lists everything.
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view path) {
+    return absl::StrContains(path, "services/") ||
+           absl::StrContains(path, "common/");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
   absl::SetProgramUsageMessage(
       absl::StrCat(usage,
                    "\nEvery flag --name may also be set as PARLEY_NAME in the "

@@ -129,6 +129,10 @@ absl::Status Watcher::RunOnce(bool* registered) {
     current_ctx_ = &ctx;
     stream_done_ = false;
   }
+  // Wait for the gateway rather than fail fast: a stream opened while the
+  // gateway is down starts as soon as the channel reconnects (the channel's
+  // own reconnect backoff is short), instead of after our longer backoff.
+  ctx.set_wait_for_ready(true);
   std::unique_ptr<ConnectStream> stream = client_->Connect(&ctx);
   last_frame_ms_ = SteadyMs();
 
@@ -198,7 +202,8 @@ absl::Status Watcher::RunOnce(bool* registered) {
   if (!failure.ok()) return failure;
   if (silent) {
     return absl::UnavailableError(absl::StrCat(
-        "no frame from the server for ",
+        *registered ? "no frame from the gateway for "
+                    : "could not reach the gateway for ",
         options_.silence_timeout.count() / 1000, " s"));
   }
   if (finish.ok()) return absl::UnavailableError("server closed the stream");

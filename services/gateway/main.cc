@@ -99,7 +99,7 @@ Options ReadFlags() {
 
 int main(int argc, char** argv) {
   parley::InitProcess(argc, argv,
-                      "parley-gateway: the client-facing AuthService and "
+                      "the client-facing AuthService and "
                       "ChatService.\nUsage: parley-gateway [flags]");
   const Options o = ReadFlags();
   if (o.message_addrs.empty()) {

@@ -41,7 +41,7 @@ struct Options {
 
 int main(int argc, char** argv) {
   parley::InitProcess(argc, argv,
-                      "parley-message: validates, persists and fans out chat "
+                      "validates, persists and fans out chat "
                       "events.\nUsage: parley-message [flags]");
   Options o;
   o.listen = absl::GetFlag(FLAGS_listen);

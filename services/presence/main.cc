@@ -34,7 +34,7 @@ struct Options {
 
 int main(int argc, char** argv) {
   parley::InitProcess(argc, argv,
-                      "parley-presence: connection routes and online status "
+                      "connection routes and online status "
                       "in Redis.\nUsage: parley-presence [flags]");
   Options o;
   o.listen = absl::GetFlag(FLAGS_listen);

@@ -59,7 +59,7 @@ absl::Status WaitForDatabase(parley::PgPool& pool, bool migrate,
 
 int main(int argc, char** argv) {
   parley::InitProcess(argc, argv,
-                      "parley-storage: users, chats and messages in "
+                      "users, chats and messages in "
                       "PostgreSQL, served over gRPC");
   const int pool_size = absl::GetFlag(FLAGS_pool_size);
   if (pool_size < 1) {
