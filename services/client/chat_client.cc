@@ -22,10 +22,14 @@ std::unique_ptr<ChatClient> ChatClient::Create(
                                       std::move(token), timeout);
 }
 
-void ChatClient::PrepareContext(grpc::ClientContext* ctx,
-                                bool with_deadline) const {
-  if (with_deadline) parley::SetTimeout(ctx, timeout_);
-  if (!token_.empty()) {
+void ChatClient::PrepareContext(grpc::ClientContext* ctx, bool with_deadline,
+                                bool with_token) const {
+  // Not parley::SetTimeout: that one also sets wait_for_ready, but a user
+  // should hear at once that the gateway is unreachable (fail fast).
+  if (with_deadline) {
+    ctx->set_deadline(std::chrono::system_clock::now() + timeout_);
+  }
+  if (with_token && !token_.empty()) {
     ctx->AddMetadata("authorization", absl::StrCat("Bearer ", token_));
   }
 }
@@ -39,7 +43,7 @@ absl::StatusOr<v1::RegisterResponse> ChatClient::Register(
   req.set_display_name(display_name);
   v1::RegisterResponse resp;
   grpc::ClientContext ctx;
-  parley::SetTimeout(&ctx, timeout_);
+  PrepareContext(&ctx, true, /*with_token=*/false);
   grpc::Status s = auth_->Register(&ctx, req, &resp);
   if (!s.ok()) return StatusFromGrpc(s);
   return resp;
@@ -52,7 +56,7 @@ absl::StatusOr<v1::LoginResponse> ChatClient::Login(
   req.set_password(password);
   v1::LoginResponse resp;
   grpc::ClientContext ctx;
-  parley::SetTimeout(&ctx, timeout_);
+  PrepareContext(&ctx, true, /*with_token=*/false);
   grpc::Status s = auth_->Login(&ctx, req, &resp);
   if (!s.ok()) return StatusFromGrpc(s);
   return resp;

@@ -22,7 +22,8 @@ namespace parley::client {
 
 namespace v1 = ::parley::v1;
 
-using ConnectStream = grpc::ClientReaderWriter<v1::ClientFrame, v1::ServerFrame>;
+using ConnectStream =
+    grpc::ClientReaderWriter<v1::ClientFrame, v1::ServerFrame>;
 
 class ChatClient {
  public:
@@ -40,9 +41,9 @@ class ChatClient {
   void set_token(std::string token) { token_ = std::move(token); }
 
   // AuthService (no token needed).
-  absl::StatusOr<v1::RegisterResponse> Register(const std::string& username,
-                                                const std::string& password,
-                                                const std::string& display_name);
+  absl::StatusOr<v1::RegisterResponse> Register(
+      const std::string& username, const std::string& password,
+      const std::string& display_name);
   absl::StatusOr<v1::LoginResponse> Login(const std::string& username,
                                           const std::string& password);
 
@@ -54,11 +55,12 @@ class ChatClient {
                                       const std::vector<std::string>& user_ids);
   absl::StatusOr<v1::Chat> RemoveMember(const std::string& chat_id,
                                         const std::string& user_id);
-  absl::StatusOr<v1::ListChatsResponse> ListChats(int32_t page_size,
-                                                  const std::string& page_token);
+  absl::StatusOr<v1::ListChatsResponse> ListChats(
+      int32_t page_size, const std::string& page_token);
   // Every page of ListChats.
   absl::StatusOr<std::vector<v1::Chat>> ListAllChats();
-  absl::StatusOr<v1::Message> SendMessage(const v1::SendMessageRequest& request);
+  absl::StatusOr<v1::Message> SendMessage(
+      const v1::SendMessageRequest& request);
   absl::StatusOr<v1::ListMessagesResponse> ListMessages(
       const std::string& chat_id, uint64_t before_seq, int32_t page_size);
   absl::StatusOr<v1::SyncChatResponse> SyncChat(const std::string& chat_id,
@@ -70,7 +72,8 @@ class ChatClient {
   std::unique_ptr<ConnectStream> Connect(grpc::ClientContext* ctx);
 
  private:
-  void PrepareContext(grpc::ClientContext* ctx, bool with_deadline) const;
+  void PrepareContext(grpc::ClientContext* ctx, bool with_deadline,
+                      bool with_token = true) const;
 
   std::unique_ptr<v1::AuthService::Stub> auth_;
   std::unique_ptr<v1::ChatService::Stub> chat_;

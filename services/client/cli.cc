@@ -341,9 +341,9 @@ absl::StatusOr<int64_t> NumberOption(Env& env, const std::string& name,
   if (v == nullptr) return default_value;
   int64_t n;
   if (!absl::SimpleAtoi(*v, &n) || n < min_value) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", name, ": expected a whole number of at least ", min_value,
-        ", got '", *v, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": expected a whole number of at least ",
+                     min_value, ", got '", *v, "'"));
   }
   return n;
 }
@@ -357,8 +357,8 @@ int CmdHistory(Env& env) {
   while (static_cast<int64_t>(messages.size()) < *limit) {
     const int64_t want =
         std::min<int64_t>(500, *limit - static_cast<int64_t>(messages.size()));
-    absl::StatusOr<v1::ListMessagesResponse> page = env.Client().ListMessages(
-        chat_id, before, static_cast<int32_t>(want));
+    absl::StatusOr<v1::ListMessagesResponse> page =
+        env.Client().ListMessages(chat_id, before, static_cast<int32_t>(want));
     if (!page.ok()) return env.Fail(page.status());
     for (v1::Message& m : *page->mutable_messages()) {
       if (static_cast<int64_t>(messages.size()) >= *limit) break;
@@ -456,8 +456,8 @@ int CmdHelp(Env& env) {
     return kExitOk;
   }
   if (FindCommand(env.args.positionals[0]) == nullptr) {
-    return env.Fail(absl::InvalidArgumentError(absl::StrCat(
-        "unknown command '", env.args.positionals[0], "'")));
+    return env.Fail(absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", env.args.positionals[0], "'")));
   }
   env.out() << CommandUsage(env.args.positionals[0]);
   return kExitOk;
@@ -465,37 +465,105 @@ int CmdHelp(Env& env) {
 
 const std::vector<CommandSpec>& Commands() {
   static const auto* commands = new std::vector<CommandSpec>{
-      {"register", "USERNAME [--display-name NAME] [--password PASSWORD]",
-       "create an account, sign in and save the session", 1, 1,
-       {"display-name", "password"}, false, CmdRegister},
-      {"login", "USERNAME [--password PASSWORD]",
-       "sign in and save the session", 1, 1, {"password"}, false, CmdLogin},
+      {"register",
+       "USERNAME [--display-name NAME] [--password PASSWORD]",
+       "create an account, sign in and save the session",
+       1,
+       1,
+       {"display-name", "password"},
+       false,
+       CmdRegister},
+      {"login",
+       "USERNAME [--password PASSWORD]",
+       "sign in and save the session",
+       1,
+       1,
+       {"password"},
+       false,
+       CmdLogin},
       {"logout", "", "forget the saved session", 0, 0, {}, false, CmdLogout},
-      {"whoami", "", "show who the session or token signs in as", 0, 0, {},
-       true, CmdWhoami},
+      {"whoami",
+       "",
+       "show who the session or token signs in as",
+       0,
+       0,
+       {},
+       true,
+       CmdWhoami},
       {"chats", "", "list your chats", 0, 0, {}, true, CmdChats},
-      {"direct", "USER_ID", "open the direct chat with a user (print its id)",
-       1, 1, {}, true, CmdDirect},
-      {"group", "TITLE [USER_ID...]", "create a group chat (print its id)", 1,
-       -1, {}, true, CmdGroup},
-      {"add", "CHAT_ID USER_ID...", "add members to a group chat", 2, -1, {},
-       true, CmdAdd},
-      {"remove", "CHAT_ID USER_ID", "remove a member from a group chat", 2, 2,
-       {}, true, CmdRemove},
+      {"direct",
+       "USER_ID",
+       "open the direct chat with a user (print its id)",
+       1,
+       1,
+       {},
+       true,
+       CmdDirect},
+      {"group",
+       "TITLE [USER_ID...]",
+       "create a group chat (print its id)",
+       1,
+       -1,
+       {},
+       true,
+       CmdGroup},
+      {"add",
+       "CHAT_ID USER_ID...",
+       "add members to a group chat",
+       2,
+       -1,
+       {},
+       true,
+       CmdAdd},
+      {"remove",
+       "CHAT_ID USER_ID",
+       "remove a member from a group chat",
+       2,
+       2,
+       {},
+       true,
+       CmdRemove},
       {"leave", "CHAT_ID", "leave a group chat", 1, 1, {}, true, CmdLeave},
-      {"send", "CHAT_ID TEXT... [--reply-to MESSAGE_ID]",
-       "send a message (TEXT '-' or none: read stdin; print its id)", 1, -1,
-       {"reply-to"}, true, CmdSend},
-      {"history", "CHAT_ID [--limit N]",
-       "show the latest N messages, oldest first (default 20)", 1, 1,
-       {"limit"}, true, CmdHistory},
-      {"sync", "CHAT_ID [--after SEQ]", "replay a chat's events after SEQ", 1,
-       1, {"after"}, true, CmdSync},
-      {"watch", "", "print live events until Ctrl-C, reconnecting as needed",
-       0, 0, {}, true, CmdWatch},
-      {"health", "HOST:PORT [--service NAME]",
-       "gRPC health check of any Parley server; exit 0 iff SERVING", 1, 1,
-       {"service"}, false, CmdHealth},
+      {"send",
+       "CHAT_ID TEXT... [--reply-to MESSAGE_ID]",
+       "send a message (TEXT '-' or none: read stdin; print its id)",
+       1,
+       -1,
+       {"reply-to"},
+       true,
+       CmdSend},
+      {"history",
+       "CHAT_ID [--limit N]",
+       "show the latest N messages, oldest first (default 20)",
+       1,
+       1,
+       {"limit"},
+       true,
+       CmdHistory},
+      {"sync",
+       "CHAT_ID [--after SEQ]",
+       "replay a chat's events after SEQ",
+       1,
+       1,
+       {"after"},
+       true,
+       CmdSync},
+      {"watch",
+       "",
+       "print live events until Ctrl-C, reconnecting as needed",
+       0,
+       0,
+       {},
+       true,
+       CmdWatch},
+      {"health",
+       "HOST:PORT [--service NAME]",
+       "gRPC health check of any Parley server; exit 0 iff SERVING",
+       1,
+       1,
+       {"service"},
+       false,
+       CmdHealth},
       {"help", "[COMMAND]", "show help", 0, 1, {}, false, CmdHelp},
   };
   return *commands;
@@ -619,16 +687,16 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args) {
   if (parsed.help) return parsed;
   for (const auto& [name, value] : parsed.options) {
     if (!IsAllowedOption(*spec, name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", spec->name, "' does not take --", name, "; usage: parley ",
-          spec->name, " ", spec->synopsis));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", spec->name, "' does not take --", name,
+                       "; usage: parley ", spec->name, " ", spec->synopsis));
     }
   }
   const int n = static_cast<int>(parsed.positionals.size());
   if (n < spec->min_args || (spec->max_args >= 0 && n > spec->max_args)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("usage: parley ", spec->name,
-                     *spec->synopsis ? " " : "", spec->synopsis));
+    return absl::InvalidArgumentError(absl::StrCat("usage: parley ", spec->name,
+                                                   *spec->synopsis ? " " : "",
+                                                   spec->synopsis));
   }
   return parsed;
 }
@@ -670,9 +738,9 @@ std::string HelpText() {
 std::string CommandUsage(const std::string& command) {
   const CommandSpec* c = FindCommand(command);
   if (c == nullptr) return HelpText();
-  std::string text = absl::StrCat("Usage: parley ", c->name,
-                                  *c->synopsis ? " " : "", c->synopsis, "\n  ",
-                                  c->summary, "\n");
+  std::string text =
+      absl::StrCat("Usage: parley ", c->name, *c->synopsis ? " " : "",
+                   c->synopsis, "\n  ", c->summary, "\n");
   absl::StrAppend(&text,
                   "Options of every command: --gateway HOST:PORT, --token "
                   "TOKEN, --session FILE, --timeout SECONDS\n");

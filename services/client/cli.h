@@ -24,9 +24,9 @@ inline constexpr int kExitError = 1;  // the call failed, or not SERVING
 inline constexpr int kExitUsage = 2;  // bad command line
 
 struct ParsedArgs {
-  std::string command;                        // empty with only --help
-  std::vector<std::string> positionals;       // after the command
-  std::map<std::string, std::string> options; // "gateway" -> "host:port"
+  std::string command;                         // empty with only --help
+  std::vector<std::string> positionals;        // after the command
+  std::map<std::string, std::string> options;  // "gateway" -> "host:port"
   bool help = false;
 };
 

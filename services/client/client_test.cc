@@ -168,6 +168,29 @@ TEST(FormatTest, ChatEventsAndMemberDiffs) {
             "[chat 12 #6] 3 joined, 2 left; members (2): you, 3");
 }
 
+TEST(FormatTest, StreamFrames) {
+  EventFormatter f("1");
+  v1::ServerFrame pong;
+  pong.mutable_pong()->set_nonce(1);
+  EXPECT_EQ(f.FormatServerFrame(pong), "");
+  v1::ServerFrame typing;
+  typing.mutable_typing()->set_chat_id("12");
+  typing.mutable_typing()->set_user_id("2");
+  typing.mutable_typing()->set_typing(true);
+  EXPECT_EQ(f.FormatServerFrame(typing), "[chat 12] 2 is typing...");
+  v1::ServerFrame presence;
+  presence.mutable_presence()->set_user_id("2");
+  presence.mutable_presence()->set_online(true);
+  EXPECT_EQ(f.FormatServerFrame(presence), "[presence] 2 is online");
+  v1::ServerFrame receipt;
+  receipt.mutable_receipt()->set_chat_id("12");
+  receipt.mutable_receipt()->set_user_id("2");
+  receipt.mutable_receipt()->set_delivered_seq(5);
+  receipt.mutable_receipt()->set_read_seq(4);
+  EXPECT_EQ(f.FormatServerFrame(receipt),
+            "[chat 12] 2 received up to #5, read up to #4");
+}
+
 TEST(FormatTest, ChatsTable) {
   EventFormatter f("1");
   v1::Chat d;

@@ -128,9 +128,9 @@ std::string EventFormatter::FormatChatEvent(const v1::ChatEvent& e) {
       for (const v1::Reaction& r : m.reactions()) {
         parts.push_back(absl::StrCat(EscapeForLine(r.emoji()), " ", r.count()));
       }
-      absl::StrAppend(&line, "reactions on message ", m.message_id(), " (#",
-                      m.seq(), "): ",
-                      parts.empty() ? "none" : absl::StrJoin(parts, ", "));
+      absl::StrAppend(
+          &line, "reactions on message ", m.message_id(), " (#", m.seq(),
+          "): ", parts.empty() ? "none" : absl::StrJoin(parts, ", "));
       break;
     }
     case v1::ChatEvent::kMembersChanged: {
@@ -235,7 +235,8 @@ std::string EventFormatter::FormatChatsTable(
   for (const v1::Chat& c : chats) {
     rows.push_back({c.chat_id(), ChatTypeName(c.type()), TitleOrPeer(c),
                     absl::StrCat(c.member_user_ids_size()),
-                    absl::StrCat(c.last_seq()), absl::StrCat(c.unread_count())});
+                    absl::StrCat(c.last_seq()),
+                    absl::StrCat(c.unread_count())});
   }
   // Width in code points, so that UTF-8 titles line up.
   auto width = [](const std::string& s) {

@@ -5,5 +5,6 @@
 #include "services/client/cli.h"
 
 int main(int argc, char** argv) {
-  return parley::client::RunCli(std::vector<std::string>(argv + 1, argv + argc));
+  return parley::client::RunCli(
+      std::vector<std::string>(argv + 1, argv + argc));
 }

@@ -19,11 +19,11 @@ namespace {
 
 absl::Status ErrnoError(const std::string& what, const std::string& path) {
   const int err = errno;
-  return absl::Status(
-      err == ENOENT ? absl::StatusCode::kNotFound
-                    : (err == EACCES ? absl::StatusCode::kPermissionDenied
-                                     : absl::StatusCode::kInternal),
-      absl::StrCat(what, " ", path, ": ", std::strerror(err)));
+  return absl::Status(err == ENOENT
+                          ? absl::StatusCode::kNotFound
+                          : (err == EACCES ? absl::StatusCode::kPermissionDenied
+                                           : absl::StatusCode::kInternal),
+                      absl::StrCat(what, " ", path, ": ", std::strerror(err)));
 }
 
 // mkdir -p with mode 0700 for the directories it creates.
@@ -74,7 +74,8 @@ Session ParseSession(const std::string& text) {
     if (line.empty() || line[0] == '#') continue;
     const size_t eq = line.find('=');
     if (eq == absl::string_view::npos) continue;
-    const absl::string_view key = absl::StripAsciiWhitespace(line.substr(0, eq));
+    const absl::string_view key =
+        absl::StripAsciiWhitespace(line.substr(0, eq));
     const std::string value(absl::StripAsciiWhitespace(line.substr(eq + 1)));
     if (key == "gateway") {
       s.gateway = value;
@@ -100,9 +101,8 @@ absl::StatusOr<Session> LoadSession(const std::string& path) {
 absl::Status SaveSession(const std::string& path, const Session& session) {
   if (absl::Status s = MakeDirs(DirName(path)); !s.ok()) return s;
   const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  const int fd =
-      open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-           0600);
+  const int fd = open(
+      tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoError("cannot write session", tmp);
   // The umask may only narrow the mode; make it exactly 0600 regardless.
   fchmod(fd, 0600);

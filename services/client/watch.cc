@@ -80,8 +80,7 @@ absl::Status Watcher::Run() {
   std::mt19937 rng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
   std::chrono::milliseconds backoff = options_.initial_backoff;
-  auto wait_before_retry = [&](const std::string& what,
-                               const absl::Status& s) {
+  auto wait_before_retry = [&](const std::string& what, const absl::Status& s) {
     const auto delay = std::chrono::milliseconds(
         static_cast<int64_t>(backoff.count() * jitter(rng)));
     *err_ << "watch: " << what << " (" << Brief(s) << "); retrying in "
@@ -201,10 +200,10 @@ absl::Status Watcher::RunOnce(bool* registered) {
   const grpc::Status finish = stream->Finish();
   if (!failure.ok()) return failure;
   if (silent) {
-    return absl::UnavailableError(absl::StrCat(
-        *registered ? "no frame from the gateway for "
-                    : "could not reach the gateway for ",
-        options_.silence_timeout.count() / 1000, " s"));
+    return absl::UnavailableError(
+        absl::StrCat(*registered ? "no frame from the gateway for "
+                                 : "could not reach the gateway for ",
+                     options_.silence_timeout.count() / 1000, " s"));
   }
   if (finish.ok()) return absl::UnavailableError("server closed the stream");
   return StatusFromGrpc(finish);

@@ -185,8 +185,8 @@ TEST(WatcherTest, LiveGapsDuplicatesReconnectAndStop) {
   fake.Append("1");                           // #4 only in the log
   const v1::ChatEvent e5 = fake.Append("1");  // #5 live: gap -> sync #4
   fake.Push(e5);
-  fake.Push(e5);                              // duplicate
-  fake.Push(fake.Append("1"));                // #6
+  fake.Push(e5);                // duplicate
+  fake.Push(fake.Append("1"));  // #6
   ASSERT_TRUE(WaitForText(out_buf, "[chat 1 #6]")) << out_buf.Text();
 
   // Missed while disconnected: #7, #8 and a new chat 2.

@@ -177,9 +177,9 @@ class StreamReader {
   // Waits for the Pong answering `nonce`.
   bool WaitForPong(int64_t nonce, std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout,
-                        [&] { return pong_nonce_ == nonce || ended_; }) &&
-           pong_nonce_ == nonce;
+    return cv_.wait_for(lock, timeout, [&] {
+      return pong_nonce_ == nonce || ended_;
+    }) && pong_nonce_ == nonce;
   }
 
   // Waits for the message_created event carrying `client_message_id`;
@@ -255,8 +255,7 @@ int Run(const Options& o) {
   a->set_token(ra->access_token());
   b->set_token(rb->access_token());
 
-  absl::StatusOr<v1::Chat> chat =
-      a->CreateDirectChat(rb->user().user_id());
+  absl::StatusOr<v1::Chat> chat = a->CreateDirectChat(rb->user().user_id());
   if (!chat.ok()) return Fail("create direct chat", chat.status());
 
   grpc::ClientContext stream_ctx;
@@ -290,8 +289,8 @@ int Run(const Options& o) {
         break;
       }
       Clock::time_point t2;
-      if (!reader.WaitForMessage(req.client_message_id(),
-                                 t1 + kDeliveryTimeout, &t2)) {
+      if (!reader.WaitForMessage(req.client_message_id(), t1 + kDeliveryTimeout,
+                                 &t2)) {
         failure = absl::DeadlineExceededError(absl::StrCat(
             "message ", i, " (#", sent->seq(), ") not delivered to B within ",
             kDeliveryTimeout.count(), " s"));
@@ -316,11 +315,11 @@ int Run(const Options& o) {
       std::chrono::duration<double>(measure_end - measure_start).count();
   const double rate = seconds > 0 ? ack.count / seconds : 0;
 
-  std::printf("parley latency bench: %lld messages (+%lld warmup) via %s, "
-              "direct chat %s\n\n",
-              static_cast<long long>(o.messages),
-              static_cast<long long>(o.warmup), o.gateway.c_str(),
-              chat->chat_id().c_str());
+  std::printf(
+      "parley latency bench: %lld messages (+%lld warmup) via %s, "
+      "direct chat %s\n\n",
+      static_cast<long long>(o.messages), static_cast<long long>(o.warmup),
+      o.gateway.c_str(), chat->chat_id().c_str());
   std::printf("%-16s %7s %9s %9s %9s %9s %9s %9s\n", "latency (ms)", "count",
               "min", "p50", "p90", "p99", "max", "mean");
   for (const auto& [name, s] :
