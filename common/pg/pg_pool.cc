@@ -206,22 +206,34 @@ absl::Status PgPool::Run(const std::function<absl::Status(pqxx::work&)>& fn,
       Release(*index);
       return s;
     }
+    absl::Status result;
+    bool fn_returned = false;
     PgErrorInfo error;
     try {
+      // The transaction must be gone before the slot is released: its
+      // destructor would otherwise talk on a connection another thread owns.
       pqxx::work tx(*slot.conn);
       if (read_only) {
         tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
       }
-      absl::Status result = fn(tx);
-      // On failure the transaction's destructor rolls back.
-      if (result.ok()) tx.commit();
-      Release(*index);
-      return result;
+      result = fn(tx);
+      fn_returned = true;
+      if (result.ok()) {
+        tx.commit();
+      } else {
+        tx.abort();
+      }
     } catch (...) {
       error = ClassifyPgException(std::current_exception());
     }
+    if (error.status.ok()) {
+      Release(*index);
+      return result;
+    }
     if (error.drop_connection) slot.conn.reset();
     Release(*index);
+    // fn decided to fail and only the rollback went wrong: its answer stands.
+    if (fn_returned && !result.ok()) return result;
     if (!error.retryable || attempt >= attempts) {
       spdlog::debug("database transaction failed: {}", error.status.ToString());
       return error.status;

@@ -132,6 +132,34 @@ TEST_F(PgPoolTest, CommitsOnOkAndRollsBackOnError) {
   EXPECT_EQ(pool.in_use(), 0);
 }
 
+TEST_F(PgPoolTest, ConnectionsAreNeverShared) {
+  // Rollbacks and commits from many threads on a small pool: a connection
+  // handed out while still in use would mix up protocol messages.
+  PgPool pool(Options(2));
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 150; ++i) {
+        const bool fail = (i + t) % 2 == 0;
+        absl::Status s = pool.Transact([&](pqxx::work& tx) -> absl::Status {
+          const int v = tx.exec_params1("SELECT $1::int", i)[0].as<int>();
+          if (v != i) return absl::InternalError("crossed results");
+          if (fail) return absl::FailedPreconditionError("rolled back");
+          return absl::OkStatus();
+        });
+        const absl::StatusCode want =
+            fail ? absl::StatusCode::kFailedPrecondition
+                 : absl::StatusCode::kOk;
+        if (s.code() != want) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(pool.in_use(), 0);
+}
+
 TEST_F(PgPoolTest, StatementTimeoutIsUnavailable) {
   PgPoolOptions o = Options();
   o.statement_timeout_ms = 100;
