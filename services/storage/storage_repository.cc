@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <pqxx/pqxx>
 #include <set>
 #include <unordered_set>
@@ -60,6 +61,20 @@ google::protobuf::Timestamp TimestampFromUs(int64_t us) {
 
 int64_t UsFromTimestamp(const google::protobuf::Timestamp& t) {
   return t.seconds() * 1000000 + t.nanos() / 1000;
+}
+
+// INVALID_ARGUMENT unless `t` is a valid google.protobuf.Timestamp
+// (0001-01-01 to 9999-12-31, nanos in [0, 1e9)).
+absl::Status ValidateTimestamp(absl::string_view field,
+                               const google::protobuf::Timestamp& t) {
+  constexpr int64_t kMinSeconds = -62135596800;
+  constexpr int64_t kMaxSeconds = 253402300799;
+  if (t.seconds() < kMinSeconds || t.seconds() > kMaxSeconds ||
+      t.nanos() < 0 || t.nanos() > 999999999) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": not a valid timestamp"));
+  }
+  return absl::OkStatus();
 }
 
 // A bigint[] literal for a `$n::bigint[]` parameter.
@@ -897,6 +912,201 @@ absl::StatusOr<pv1::SyncChatResponse> StorageRepository::SyncChat(
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<iv1::UpdateReceiptResponse> StorageRepository::UpdateReceipt(
+    const iv1::UpdateReceiptRequest& req) {
+  const int64_t user = req.user_id();
+  const int64_t chat_id = req.chat_id();
+  if (auto s = RequireId("user_id", user); !s.ok()) return s;
+  if (auto s = RequireId("chat_id", chat_id); !s.ok()) return s;
+  const int64_t want_delivered = ClampSeq(req.delivered_seq());
+  const int64_t want_read = ClampSeq(req.read_seq());
+  iv1::UpdateReceiptResponse resp;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    resp.Clear();
+    // Locking the member row serialises concurrent updates of the same
+    // watermarks; the chat row is only read, so senders are not blocked.
+    // NO KEY UPDATE: no foreign key points at chat_members.
+    const pqxx::result cur = tx.exec_params(
+        "SELECT m.delivered_seq, m.read_seq, c.last_seq "
+        "FROM chat_members m JOIN chats c ON c.chat_id = m.chat_id "
+        "WHERE m.chat_id = $1 AND m.user_id = $2 FOR NO KEY UPDATE OF m",
+        chat_id, user);
+    if (cur.empty()) {
+      if (tx.exec_params("SELECT 1 FROM chats WHERE chat_id = $1", chat_id)
+              .empty()) {
+        return ChatNotFound(chat_id);
+      }
+      return NotAMember();
+    }
+    const int64_t old_delivered = cur[0][0].as<int64_t>();
+    const int64_t old_read = cur[0][1].as<int64_t>();
+    const int64_t last_seq = cur[0][2].as<int64_t>();
+    const int64_t read =
+        std::max(old_read, std::min(want_read, last_seq));
+    const int64_t delivered = std::max(
+        {old_delivered, std::min(want_delivered, last_seq), read});
+    const bool changed = read != old_read || delivered != old_delivered;
+    if (changed) {
+      tx.exec_params(
+          "UPDATE chat_members SET delivered_seq = $3, read_seq = $4 "
+          "WHERE chat_id = $1 AND user_id = $2",
+          chat_id, user, delivered, read);
+    }
+    for (const auto& row : tx.exec_params(
+             "SELECT user_id FROM chat_members "
+             "WHERE chat_id = $1 AND user_id <> $2 ORDER BY join_ordinal",
+             chat_id, user)) {
+      resp.add_recipient_user_ids(row[0].as<int64_t>());
+    }
+    pv1::ReceiptEvent* receipt = resp.mutable_receipt();
+    receipt->set_chat_id(FormatId(chat_id));
+    receipt->set_user_id(FormatId(user));
+    receipt->set_delivered_seq(static_cast<uint64_t>(delivered));
+    receipt->set_read_seq(static_cast<uint64_t>(read));
+    resp.set_changed(changed);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<iv1::ListContactsResponse> StorageRepository::ListContacts(
+    const iv1::ListContactsRequest& req) {
+  if (auto s = RequireId("user_id", req.user_id()); !s.ok()) return s;
+  iv1::ListContactsResponse resp;
+  absl::Status s = pool_->ReadOnly([&](pqxx::work& tx) -> absl::Status {
+    resp.Clear();
+    for (const auto& row : tx.exec_params(
+             "SELECT DISTINCT o.user_id "
+             "FROM chat_members me "
+             "JOIN chats c ON c.chat_id = me.chat_id AND c.type = $2 "
+             "JOIN chat_members o "
+             "ON o.chat_id = me.chat_id AND o.user_id <> me.user_id "
+             "WHERE me.user_id = $1 ORDER BY o.user_id",
+             req.user_id(), kChatDirect)) {
+      resp.add_user_ids(row[0].as<int64_t>());
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<iv1::GetChatMembersResponse> StorageRepository::GetChatMembers(
+    const iv1::GetChatMembersRequest& req) {
+  const int64_t chat_id = req.chat_id();
+  const int64_t user = req.user_id();
+  if (auto s = RequireId("chat_id", chat_id); !s.ok()) return s;
+  if (auto s = RequireOptionalId("user_id", user); !s.ok()) return s;
+  iv1::GetChatMembersResponse resp;
+  absl::Status s = pool_->ReadOnly([&](pqxx::work& tx) -> absl::Status {
+    resp.Clear();
+    // One row with a NULL member for a chat everyone has left.
+    const pqxx::result r = tx.exec_params(
+        "SELECT m.user_id FROM chats c LEFT JOIN chat_members m "
+        "ON m.chat_id = c.chat_id WHERE c.chat_id = $1 "
+        "ORDER BY m.join_ordinal",
+        chat_id);
+    if (r.empty()) return ChatNotFound(chat_id);
+    bool is_member = false;
+    for (const auto& row : r) {
+      if (row[0].is_null()) continue;
+      const int64_t id = row[0].as<int64_t>();
+      if (id == user) is_member = true;
+      resp.add_user_ids(id);
+    }
+    if (user != 0 && !is_member) return NotAMember();
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::Status StorageRepository::RecordLastSeen(
+    const iv1::RecordLastSeenRequest& req) {
+  if (req.user_ids_size() > kMaxRecordLastSeenUsers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("user_ids: at most ", kMaxRecordLastSeenUsers));
+  }
+  if (!req.has_last_seen_time()) {
+    return absl::InvalidArgumentError("last_seen_time: must be set");
+  }
+  if (auto s = ValidateTimestamp("last_seen_time", req.last_seen_time());
+      !s.ok()) {
+    return s;
+  }
+  // Sorted and unique: rows are locked in id order, so two overlapping
+  // batches cannot deadlock.
+  std::vector<int64_t> ids;
+  for (int64_t id : req.user_ids()) {
+    if (id > 0) ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (ids.empty()) return absl::OkStatus();
+  const int64_t seen_us = UsFromTimestamp(req.last_seen_time());
+  return pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    // Rows already at or past the time are neither locked nor rewritten;
+    // after a lock wait the WHERE is re-checked on the newest row version.
+    tx.exec_params(
+        "WITH t AS (SELECT timestamptz 'epoch' + "
+        "$2::bigint * interval '1 microsecond' AS ts), "
+        "due AS (SELECT u.user_id FROM users u, t "
+        "  WHERE u.user_id = ANY($1::bigint[]) "
+        "  AND (u.last_seen_time IS NULL OR u.last_seen_time < t.ts) "
+        "  ORDER BY u.user_id FOR NO KEY UPDATE OF u) "
+        "UPDATE users u SET last_seen_time = "
+        "GREATEST(coalesce(u.last_seen_time, '-infinity'), t.ts) "
+        "FROM due, t WHERE u.user_id = due.user_id",
+        IdArray(ids), seen_us);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<iv1::GetVisibleUsersResponse>
+StorageRepository::GetVisibleUsers(const iv1::GetVisibleUsersRequest& req) {
+  const int64_t viewer = req.viewer_user_id();
+  if (auto s = RequireId("viewer_user_id", viewer); !s.ok()) return s;
+  if (req.user_ids_size() > kMaxVisibleUsers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("user_ids: at most ", kMaxVisibleUsers));
+  }
+  iv1::GetVisibleUsersResponse resp;
+  if (req.user_ids().empty()) return resp;
+  const std::vector<int64_t> wanted = Dedupe(req.user_ids(), 0);
+  // Visible user -> last-seen microseconds (nullopt when never recorded).
+  std::map<int64_t, std::optional<int64_t>> visible;
+  absl::Status s = pool_->ReadOnly([&](pqxx::work& tx) -> absl::Status {
+    visible.clear();
+    const pqxx::result r = tx.exec_params(
+        "SELECT u.user_id, " PARLEY_US("u.last_seen_time")
+        " FROM users u WHERE u.user_id = ANY($2::bigint[]) "
+        "AND (u.user_id = $1 OR EXISTS ("
+        "  SELECT 1 FROM chat_members theirs JOIN chat_members mine "
+        "  ON mine.chat_id = theirs.chat_id AND mine.user_id = $1 "
+        "  WHERE theirs.user_id = u.user_id))",
+        viewer, IdArray(wanted));
+    for (const auto& row : r) {
+      std::optional<int64_t> seen;
+      if (!row[1].is_null()) seen = row[1].as<int64_t>();
+      visible[row[0].as<int64_t>()] = seen;
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  for (int64_t id : req.user_ids()) {
+    iv1::VisibleUser* out = resp.add_users();
+    out->set_user_id(id);
+    auto it = visible.find(id);
+    if (it == visible.end()) continue;
+    out->set_visible(true);
+    if (it->second.has_value()) {
+      *out->mutable_last_seen_time() = TimestampFromUs(*it->second);
+    }
+  }
   return resp;
 }
 

@@ -29,6 +29,10 @@ class PgPool;
 
 namespace parley::storage {
 
+// Request size limits of RecordLastSeen and GetVisibleUsers.
+inline constexpr int kMaxRecordLastSeenUsers = 10000;
+inline constexpr int kMaxVisibleUsers = 500;
+
 class StorageRepository {
  public:
   // `pool` must outlive the repository.
@@ -70,6 +74,33 @@ class StorageRepository {
       const internal::v1::ListMessagesRequest& req);
   absl::StatusOr<v1::SyncChatResponse> SyncChat(
       const internal::v1::SyncChatRequest& req);
+
+  // Moves the member's delivered/read watermarks forward, never back, also
+  // under concurrent calls. Requested seqs are clamped to the chat's
+  // last_seq; delivered is raised to at least read. Writes no chat event and
+  // leaves last_seq alone. NOT_FOUND "chat_id: ..." for an unknown chat,
+  // PERMISSION_DENIED for a non-member. Recipients are the other members.
+  absl::StatusOr<internal::v1::UpdateReceiptResponse> UpdateReceipt(
+      const internal::v1::UpdateReceiptRequest& req);
+  // Distinct users sharing a direct chat with the user, ascending; empty for
+  // an unknown user.
+  absl::StatusOr<internal::v1::ListContactsResponse> ListContacts(
+      const internal::v1::ListContactsRequest& req);
+  // Members in join order. NOT_FOUND for an unknown chat; PERMISSION_DENIED
+  // when req.user_id() is non-zero and not a member.
+  absl::StatusOr<internal::v1::GetChatMembersResponse> GetChatMembers(
+      const internal::v1::GetChatMembersRequest& req);
+  // Sets each user's last_seen_time to the later of the stored one and the
+  // given one. Unknown (and non-positive) ids are ignored; more than
+  // kMaxRecordLastSeenUsers ids is INVALID_ARGUMENT "user_ids: ...".
+  absl::Status RecordLastSeen(const internal::v1::RecordLastSeenRequest& req);
+  // One entry per requested id, in request order (duplicates answered
+  // each). Visible: the viewer itself, or a user currently sharing at least
+  // one chat with the viewer; last_seen_time only when visible and known.
+  // Unknown ids are not visible. More than kMaxVisibleUsers ids is
+  // INVALID_ARGUMENT "user_ids: at most 500".
+  absl::StatusOr<internal::v1::GetVisibleUsersResponse> GetVisibleUsers(
+      const internal::v1::GetVisibleUsersRequest& req);
 
  private:
   PgPool* const pool_;

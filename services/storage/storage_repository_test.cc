@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
+#include <map>
 #include <memory>
 #include <pqxx/pqxx>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -184,6 +187,58 @@ class StorageTest : public ::testing::Test {
     return repo().RemoveMember(req);
   }
 
+  absl::StatusOr<iv1::UpdateReceiptResponse> Receipt(int64_t user,
+                                                     int64_t chat,
+                                                     uint64_t delivered,
+                                                     uint64_t read) {
+    iv1::UpdateReceiptRequest req;
+    req.set_user_id(user);
+    req.set_chat_id(chat);
+    req.set_delivered_seq(delivered);
+    req.set_read_seq(read);
+    return repo().UpdateReceipt(req);
+  }
+
+  uint64_t Unread(int64_t user, int64_t chat) {
+    auto c = GetChat(user, chat);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? c->unread_count() : 999999;
+  }
+
+  absl::StatusOr<iv1::GetChatMembersResponse> Members(int64_t chat,
+                                                      int64_t user) {
+    iv1::GetChatMembersRequest req;
+    req.set_chat_id(chat);
+    req.set_user_id(user);
+    return repo().GetChatMembers(req);
+  }
+
+  std::vector<int64_t> Contacts(int64_t user) {
+    iv1::ListContactsRequest req;
+    req.set_user_id(user);
+    auto r = repo().ListContacts(req);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return {};
+    return {r->user_ids().begin(), r->user_ids().end()};
+  }
+
+  absl::Status SeenAt(const std::vector<int64_t>& users, int64_t seconds,
+                      int32_t nanos = 0) {
+    iv1::RecordLastSeenRequest req;
+    for (int64_t u : users) req.add_user_ids(u);
+    req.mutable_last_seen_time()->set_seconds(seconds);
+    req.mutable_last_seen_time()->set_nanos(nanos);
+    return repo().RecordLastSeen(req);
+  }
+
+  absl::StatusOr<iv1::GetVisibleUsersResponse> Visible(
+      int64_t viewer, const std::vector<int64_t>& users) {
+    iv1::GetVisibleUsersRequest req;
+    req.set_viewer_user_id(viewer);
+    for (int64_t u : users) req.add_user_ids(u);
+    return repo().GetVisibleUsers(req);
+  }
+
   // Runs SQL in the test database (for setting up states no RPC creates).
   void Sql(const std::string& sql) {
     absl::Status s = g_env->pool().Transact([&](pqxx::work& tx) {
@@ -223,6 +278,11 @@ TEST_F(StorageTest, MigrationsApplyFromEmptyOnceEvenConcurrently) {
   ASSERT_FALSE(StorageMigrations().empty());
   EXPECT_EQ(StorageMigrations()[0].version, 1);
   EXPECT_EQ(StorageMigrations()[0].name, "init");
+  for (size_t i = 0; i < StorageMigrations().size(); ++i) {
+    EXPECT_EQ(StorageMigrations()[i].version, static_cast<int>(i + 1));
+  }
+  ASSERT_GE(StorageMigrations().size(), 2u);
+  EXPECT_EQ(StorageMigrations()[1].name, "receipts_contacts_last_seen");
   // Running again is a no-op.
   auto again = ApplyMigrations(g_env->pool(), StorageMigrations());
   ASSERT_TRUE(again.ok()) << again.status();
@@ -273,6 +333,28 @@ TEST_F(StorageTest, MigrationsApplyFromEmptyOnceEvenConcurrently) {
   // users, access_tokens, chats, chat_members, messages, chat_events,
   // schema_migrations.
   EXPECT_EQ(tables, 7);
+  // 0002: users.last_seen_time and the (user_id, chat_id) member index.
+  int64_t columns = 0;
+  int64_t indexes = 0;
+  ASSERT_TRUE(pool.Transact([&](pqxx::work& tx) {
+                    columns = tx.exec1(
+                                    "SELECT count(*) FROM information_schema."
+                                    "columns WHERE table_name = 'users' AND "
+                                    "column_name = 'last_seen_time' AND "
+                                    "is_nullable = 'YES'")[0]
+                                  .as<int64_t>();
+                    indexes = tx.exec1(
+                                    "SELECT count(*) FROM pg_indexes WHERE "
+                                    "tablename = 'chat_members' AND "
+                                    "indexname IN ('chat_members_user_id_"
+                                    "chat_id_idx', 'chat_members_user_id_idx')")
+                                  [0]
+                                  .as<int64_t>();
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_EQ(columns, 1);
+  EXPECT_EQ(indexes, 1);  // the new one, the old one dropped
 }
 
 // --------------------------------------------------------- users and tokens
@@ -942,6 +1024,473 @@ TEST_F(StorageTest, UnreadCountsOthersUndeletedMessagesAboveReadSeq) {
   EXPECT_EQ(GetChat(a, 987654321).status().code(), absl::StatusCode::kNotFound);
 }
 
+// --------------------------------------------------------------- receipts
+
+TEST_F(StorageTest, ReceiptsNeverMoveBackwards) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewDirect(a, b);
+  for (int i = 1; i <= 10; ++i) Send(chat, i % 2 ? a : b);
+  const int64_t events = SqlInt(
+      absl::StrCat("SELECT count(*) FROM chat_events WHERE chat_id = ", chat));
+
+  auto r = Receipt(a, chat, 0, 5);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->changed());
+  EXPECT_EQ(r->receipt().chat_id(), Id(chat));
+  EXPECT_EQ(r->receipt().user_id(), Id(a));
+  EXPECT_EQ(r->receipt().delivered_seq(), 5u);  // read implies delivered
+  EXPECT_EQ(r->receipt().read_seq(), 5u);
+  EXPECT_THAT(r->recipient_user_ids(), ElementsAre(b));
+
+  r = Receipt(a, chat, 0, 3);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->changed());
+  EXPECT_EQ(r->receipt().delivered_seq(), 5u);
+  EXPECT_EQ(r->receipt().read_seq(), 5u);
+  EXPECT_THAT(r->recipient_user_ids(), ElementsAre(b));
+
+  r = Receipt(a, chat, 8, 0);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->changed());
+  EXPECT_EQ(r->receipt().delivered_seq(), 8u);
+  EXPECT_EQ(r->receipt().read_seq(), 5u);
+
+  r = Receipt(a, chat, 2, 4);  // both behind: nothing moves
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->changed());
+  EXPECT_EQ(r->receipt().delivered_seq(), 8u);
+  EXPECT_EQ(r->receipt().read_seq(), 5u);
+
+  r = Receipt(a, chat, 0, 9);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->changed());
+  EXPECT_EQ(r->receipt().delivered_seq(), 9u);
+  EXPECT_EQ(r->receipt().read_seq(), 9u);
+
+  r = Receipt(a, chat, 0, 1000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->changed());
+  EXPECT_EQ(r->receipt().delivered_seq(), 10u);
+  EXPECT_EQ(r->receipt().read_seq(), 10u);
+
+  r = Receipt(a, chat, std::numeric_limits<uint64_t>::max(),
+              std::numeric_limits<uint64_t>::max());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->changed());
+  EXPECT_EQ(r->receipt().delivered_seq(), 10u);
+  EXPECT_EQ(r->receipt().read_seq(), 10u);
+
+  r = Receipt(a, chat, 0, 0);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->changed());
+  EXPECT_EQ(r->receipt().read_seq(), 10u);
+
+  // Stored as answered; the other member's watermarks are untouched; no
+  // event and no seq were consumed.
+  EXPECT_EQ(SqlInt(absl::StrCat("SELECT read_seq * 100 + delivered_seq FROM "
+                                "chat_members WHERE chat_id = ",
+                                chat, " AND user_id = ", a)),
+            1010);
+  EXPECT_EQ(SqlInt(absl::StrCat("SELECT read_seq + delivered_seq FROM "
+                                "chat_members WHERE chat_id = ",
+                                chat, " AND user_id = ", b)),
+            0);
+  EXPECT_EQ(SqlInt(absl::StrCat(
+                "SELECT count(*) FROM chat_events WHERE chat_id = ", chat)),
+            events);
+  auto now = GetChat(a, chat);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->last_seq(), 10u);
+  EXPECT_EQ(Send(chat, b), 11u);
+
+  // Delivered alone, past last_seq, is clamped too.
+  r = Receipt(b, chat, 50, 0);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->receipt().delivered_seq(), 11u);
+  EXPECT_EQ(r->receipt().read_seq(), 0u);
+  EXPECT_THAT(r->recipient_user_ids(), ElementsAre(a));
+}
+
+TEST_F(StorageTest, ReceiptRecipientsAreTheOtherMembers) {
+  const int64_t admin = NewUser();
+  const int64_t b = NewUser();
+  const int64_t c = NewUser();
+  const int64_t chat = NewGroup(admin, {b, c});
+  Send(chat, admin);
+  auto r = Receipt(b, chat, 1, 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->recipient_user_ids(), ElementsAre(admin, c));
+  // Empty chat: everything clamps to 0, nothing changes.
+  const int64_t empty = NewGroup(admin, {b});
+  r = Receipt(b, empty, 3, 3);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->changed());
+  EXPECT_EQ(r->receipt().delivered_seq(), 0u);
+  EXPECT_EQ(r->receipt().read_seq(), 0u);
+}
+
+TEST_F(StorageTest, ConcurrentReceiptsEndAtTheMaximum) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 25;
+  constexpr uint64_t kLastSeq = 40;
+  const int64_t admin = NewUser();
+  const int64_t reader = NewUser();
+  const int64_t chat = NewGroup(admin, {reader});
+  for (uint64_t i = 0; i < kLastSeq; ++i) Send(chat, admin);
+
+  std::atomic<uint64_t> max_delivered{0};
+  std::atomic<uint64_t> max_read{0};
+  std::atomic<int> failures{0};
+  std::atomic<int> went_back{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(1234 + t * 7919 + chat);
+      uint64_t seen_delivered = 0;
+      uint64_t seen_read = 0;
+      for (int i = 0; i < kPerThread; ++i) {
+        // Sometimes above last_seq, sometimes 0 ("leave it").
+        const uint64_t delivered = rng() % (kLastSeq + 10);
+        const uint64_t read = rng() % (kLastSeq + 10);
+        auto r = Receipt(reader, chat, delivered, read);
+        if (!r.ok()) {
+          ++failures;
+          continue;
+        }
+        uint64_t d = std::min(delivered, kLastSeq);
+        uint64_t m = max_delivered.load();
+        while (d > m && !max_delivered.compare_exchange_weak(m, d)) {
+        }
+        uint64_t rd = std::min(read, kLastSeq);
+        m = max_read.load();
+        while (rd > m && !max_read.compare_exchange_weak(m, rd)) {
+        }
+        // What one caller observes never goes back either.
+        if (r->receipt().delivered_seq() < seen_delivered ||
+            r->receipt().read_seq() < seen_read ||
+            r->receipt().delivered_seq() < r->receipt().read_seq()) {
+          ++went_back;
+        }
+        seen_delivered = r->receipt().delivered_seq();
+        seen_read = r->receipt().read_seq();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(went_back.load(), 0);
+  auto final_state = Receipt(reader, chat, 0, 0);
+  ASSERT_TRUE(final_state.ok()) << final_state.status();
+  EXPECT_FALSE(final_state->changed());
+  EXPECT_EQ(final_state->receipt().read_seq(), max_read.load());
+  EXPECT_EQ(final_state->receipt().delivered_seq(),
+            std::max(max_delivered.load(), max_read.load()));
+  auto chat_now = GetChat(admin, chat);
+  ASSERT_TRUE(chat_now.ok());
+  EXPECT_EQ(chat_now->last_seq(), kLastSeq);
+}
+
+TEST_F(StorageTest, ReceiptErrors) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t c = NewUser();
+  const int64_t outsider = NewUser();
+  const int64_t direct = NewDirect(a, b);
+  const int64_t group = NewGroup(a, {b, c});
+  Send(direct, a);
+
+  auto unknown = Receipt(a, 987654321, 1, 1);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()),
+              ::testing::StartsWith("chat_id: "));
+  EXPECT_EQ(Receipt(outsider, direct, 1, 1).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  // A removed member is no longer one.
+  ASSERT_TRUE(Remove(a, group, c).ok());
+  EXPECT_EQ(Receipt(c, group, 1, 1).status().code(),
+            absl::StatusCode::kPermissionDenied);
+
+  auto no_user = Receipt(0, direct, 1, 1);
+  EXPECT_EQ(no_user.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(no_user.status().message()),
+              ::testing::StartsWith("user_id: "));
+  auto no_chat = Receipt(a, -4, 1, 1);
+  EXPECT_EQ(no_chat.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(no_chat.status().message()),
+              ::testing::StartsWith("chat_id: "));
+}
+
+TEST_F(StorageTest, UnreadCountFollowsReceipts) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t c = NewUser();
+  const int64_t chat = NewDirect(a, b);
+  Send(chat, b);  // 1
+  Send(chat, a);  // 2
+  Send(chat, b);  // 3
+  Send(chat, a);  // 4
+  Send(chat, b);  // 5
+  EXPECT_EQ(Unread(a, chat), 3u);
+  EXPECT_EQ(Unread(b, chat), 2u);  // own messages are never unread
+
+  ASSERT_TRUE(Receipt(a, chat, 0, 3).ok());
+  EXPECT_EQ(Unread(a, chat), 1u);
+  ASSERT_TRUE(Receipt(a, chat, 0, 5).ok());
+  EXPECT_EQ(Unread(a, chat), 0u);
+  EXPECT_EQ(Unread(b, chat), 2u);
+  // Delivery alone does not read.
+  ASSERT_TRUE(Receipt(b, chat, 5, 0).ok());
+  EXPECT_EQ(Unread(b, chat), 2u);
+
+  Send(chat, b);  // 6
+  Send(chat, a);  // 7
+  Send(chat, b);  // 8
+  EXPECT_EQ(Unread(a, chat), 2u);
+  EXPECT_EQ(Unread(b, chat), 3u);
+  ASSERT_TRUE(Receipt(b, chat, 0, 8).ok());
+  EXPECT_EQ(Unread(b, chat), 0u);
+
+  // Per caller, for every chat of a ListChats page (group included).
+  const int64_t group = NewGroup(a, {b, c});
+  Send(group, a);
+  Send(group, b);
+  Send(group, c);
+  Send(group, c);
+  ASSERT_TRUE(Receipt(c, group, 0, 2).ok());
+  const std::map<int64_t, std::map<int64_t, uint64_t>> expected = {
+      {a, {{chat, 2}, {group, 3}}},
+      {b, {{chat, 0}, {group, 3}}},
+      {c, {{group, 0}}},
+  };
+  for (const auto& [user, per_chat] : expected) {
+    for (int page_size : {1, 50}) {
+      std::map<int64_t, uint64_t> got;
+      std::string token;
+      do {
+        iv1::ListChatsRequest req;
+        req.set_user_id(user);
+        req.set_page_size(page_size);
+        req.set_page_token(token);
+        auto resp = repo().ListChats(req);
+        ASSERT_TRUE(resp.ok()) << resp.status();
+        for (const auto& ch : resp->chats()) {
+          got[ParseId("chat_id", ch.chat_id()).value()] = ch.unread_count();
+        }
+        token = resp->next_page_token();
+      } while (!token.empty());
+      EXPECT_EQ(got, per_chat) << "user " << user << " page " << page_size;
+    }
+    for (const auto& [chat_id, unread] : per_chat) {
+      EXPECT_EQ(Unread(user, chat_id), unread);
+    }
+  }
+  // A deleted message is not unread.
+  Sql(absl::StrCat("UPDATE messages SET deleted = true WHERE chat_id = ",
+                   group, " AND seq = 2"));
+  EXPECT_EQ(Unread(a, group), 2u);
+}
+
+// ------------------------------------------------------ contacts, members
+
+TEST_F(StorageTest, ListContactsIsDirectChatPeersOnly) {
+  const int64_t me = NewUser();
+  const int64_t p1 = NewUser();
+  const int64_t p2 = NewUser();
+  const int64_t group_only = NewUser();
+  const int64_t x = NewUser();
+  const int64_t y = NewUser();
+  EXPECT_TRUE(Contacts(me).empty());
+  NewDirect(me, p2);
+  NewDirect(p1, me);
+  NewDirect(me, p1);  // the same chat again
+  NewGroup(me, {p1, group_only});
+  NewGroup(group_only, {me});
+  NewDirect(x, y);
+  NewDirect(p1, y);
+  std::vector<int64_t> want = {p1, p2};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(Contacts(me), want);
+  std::vector<int64_t> of_p1 = {me, y};
+  std::sort(of_p1.begin(), of_p1.end());
+  EXPECT_EQ(Contacts(p1), of_p1);
+  EXPECT_TRUE(Contacts(group_only).empty());
+  EXPECT_TRUE(Contacts(987654321).empty());
+
+  iv1::ListContactsRequest bad;
+  auto r = repo().ListContacts(bad);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()),
+              ::testing::StartsWith("user_id: "));
+}
+
+TEST_F(StorageTest, GetChatMembersCodes) {
+  const int64_t admin = NewUser();
+  const int64_t b = NewUser();
+  const int64_t c = NewUser();
+  const int64_t outsider = NewUser();
+  const int64_t chat = NewGroup(admin, {c, b});
+
+  auto any = Members(chat, 0);
+  ASSERT_TRUE(any.ok()) << any.status();
+  EXPECT_THAT(any->user_ids(), ElementsAre(admin, c, b));  // join order
+  auto as_member = Members(chat, b);
+  ASSERT_TRUE(as_member.ok()) << as_member.status();
+  EXPECT_THAT(as_member->user_ids(), ElementsAre(admin, c, b));
+  EXPECT_EQ(Members(chat, outsider).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  auto unknown = Members(987654321, 0);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()),
+              ::testing::StartsWith("chat_id: "));
+  EXPECT_EQ(Members(987654321, admin).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Members(0, admin).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Members(chat, -1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // A removed member is no longer listed nor allowed.
+  ASSERT_TRUE(Remove(admin, chat, c).ok());
+  EXPECT_EQ(Members(chat, c).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(Members(chat, admin)->user_ids(), ElementsAre(admin, b));
+  // A group everyone left still exists, with no members.
+  ASSERT_TRUE(Remove(admin, chat, admin).ok());
+  ASSERT_TRUE(Remove(b, chat, b).ok());
+  auto empty = Members(chat, 0);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->user_ids().empty());
+  EXPECT_EQ(Members(chat, b).status().code(),
+            absl::StatusCode::kPermissionDenied);
+
+  const int64_t direct = NewDirect(outsider, b);
+  EXPECT_THAT(Members(direct, outsider)->user_ids(),
+              UnorderedElementsAre(outsider, b));
+}
+
+// ------------------------------------------------- last seen, visibility
+
+TEST_F(StorageTest, RecordLastSeenKeepsTheLatest) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const std::string a_seen_sql = absl::StrCat(
+      "SELECT coalesce((extract(epoch from last_seen_time) * 1000000)::bigint,"
+      " -1) FROM users WHERE user_id = ");
+  EXPECT_EQ(SqlInt(a_seen_sql + Id(a)), -1);
+
+  // Unknown, non-positive and duplicate ids are ignored.
+  ASSERT_TRUE(SeenAt({a, 987654321, a, 0, -5}, 1000000, 250000000).ok());
+  EXPECT_EQ(SqlInt(a_seen_sql + Id(a)), 1000000250000);
+  EXPECT_EQ(SqlInt(a_seen_sql + Id(b)), -1);
+
+  ASSERT_TRUE(SeenAt({a, b}, 500).ok());  // earlier: a keeps its time
+  EXPECT_EQ(SqlInt(a_seen_sql + Id(a)), 1000000250000);
+  EXPECT_EQ(SqlInt(a_seen_sql + Id(b)), 500000000);
+  ASSERT_TRUE(SeenAt({b, a}, 2000000, 1000).ok());
+  EXPECT_EQ(SqlInt(a_seen_sql + Id(a)), 2000000000001);
+  EXPECT_EQ(SqlInt(a_seen_sql + Id(b)), 2000000000001);
+  ASSERT_TRUE(SeenAt({}, 3000000).ok());
+
+  // Concurrent overlapping batches, in opposite orders: the maximum wins
+  // and nothing deadlocks.
+  std::vector<int64_t> users;
+  for (int i = 0; i < 20; ++i) users.push_back(NewUser());
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<int64_t> mine = users;
+      if (t % 2) std::reverse(mine.begin(), mine.end());
+      for (int i = 0; i < 10; ++i) {
+        if (!SeenAt(mine, 5000000 + (t * 37 + i * 11) % 97).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  int64_t want = 0;
+  for (int t = 0; t < 8; ++t) {
+    for (int i = 0; i < 10; ++i) {
+      want = std::max<int64_t>(want, 5000000 + (t * 37 + i * 11) % 97);
+    }
+  }
+  for (int64_t u : users) {
+    EXPECT_EQ(SqlInt(a_seen_sql + Id(u)), want * 1000000);
+  }
+
+  std::vector<int64_t> too_many(kMaxRecordLastSeenUsers + 1, a);
+  absl::Status big = SeenAt(too_many, 9000000);
+  EXPECT_EQ(big.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(big.message()), ::testing::StartsWith("user_ids: "));
+  too_many.pop_back();
+  EXPECT_TRUE(SeenAt(too_many, 9000000).ok());
+  EXPECT_EQ(SqlInt(a_seen_sql + Id(a)), 9000000000000);
+
+  iv1::RecordLastSeenRequest no_time;
+  no_time.add_user_ids(a);
+  absl::Status missing = repo().RecordLastSeen(no_time);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(missing.message()),
+              ::testing::StartsWith("last_seen_time: "));
+  EXPECT_EQ(SeenAt({a}, 1, -1).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StorageTest, GetVisibleUsers) {
+  const int64_t viewer = NewUser();
+  const int64_t co_member = NewUser();
+  const int64_t contact = NewUser();
+  const int64_t stranger = NewUser();
+  const int64_t former = NewUser();
+  const int64_t admin = NewUser();
+  const int64_t group = NewGroup(admin, {viewer, co_member, former});
+  NewDirect(contact, viewer);
+  NewGroup(stranger, {co_member});  // a friend of a friend is a stranger
+  ASSERT_TRUE(Remove(admin, group, former).ok());
+  ASSERT_TRUE(SeenAt({viewer, contact, stranger, former}, 1700000000).ok());
+
+  const std::vector<int64_t> asked = {stranger, contact,   viewer, 987654321,
+                                      co_member, contact,  former, -3};
+  auto r = Visible(viewer, asked);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->users_size(), static_cast<int>(asked.size()));
+  const std::vector<bool> visible = {false, true, true,  false,
+                                     true,  true, false, false};
+  for (size_t i = 0; i < asked.size(); ++i) {
+    const iv1::VisibleUser& u = r->users(static_cast<int>(i));
+    EXPECT_EQ(u.user_id(), asked[i]) << i;
+    EXPECT_EQ(u.visible(), visible[i]) << i;
+    const bool has_time = visible[i] && asked[i] != co_member;
+    EXPECT_EQ(u.has_last_seen_time(), has_time) << i;
+    if (has_time) {
+      EXPECT_EQ(u.last_seen_time().seconds(), 1700000000) << i;
+    }
+  }
+
+  // Visibility is symmetric for shared chats; a stranger sees only itself.
+  auto from_stranger = Visible(stranger, {viewer, stranger, co_member});
+  ASSERT_TRUE(from_stranger.ok());
+  EXPECT_FALSE(from_stranger->users(0).visible());
+  EXPECT_FALSE(from_stranger->users(0).has_last_seen_time());
+  EXPECT_TRUE(from_stranger->users(1).visible());
+  EXPECT_TRUE(from_stranger->users(2).visible());
+
+  auto none = Visible(viewer, {});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->users_size(), 0);
+
+  std::vector<int64_t> many(kMaxVisibleUsers, contact);
+  auto at_limit = Visible(viewer, many);
+  ASSERT_TRUE(at_limit.ok()) << at_limit.status();
+  EXPECT_EQ(at_limit->users_size(), kMaxVisibleUsers);
+  many.push_back(contact);
+  auto over = Visible(viewer, many);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(over.status().message(), "user_ids: at most 500");
+  EXPECT_EQ(Visible(0, {viewer}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 // ------------------------------------------------------------ gRPC wiring
 
 TEST_F(StorageTest, ServiceAnswersOverGrpc) {
@@ -980,6 +1529,59 @@ TEST_F(StorageTest, ServiceAnswersOverGrpc) {
     token.mutable_expire_time()->set_seconds(time(nullptr) + 60);
     iv1::CreateAccessTokenResponse resp;
     EXPECT_TRUE(stub->CreateAccessToken(&ctx, token, &resp).ok());
+  }
+  {
+    // The new RPCs are wired: an unknown chat answers NOT_FOUND, not
+    // UNIMPLEMENTED.
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    iv1::UpdateReceiptRequest receipt;
+    receipt.set_user_id(ParseId("user_id", user.user_id()).value());
+    receipt.set_chat_id(987654321);
+    receipt.set_read_seq(1);
+    iv1::UpdateReceiptResponse resp;
+    grpc::Status s = stub->UpdateReceipt(&ctx, receipt, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    iv1::RecordLastSeenRequest seen;
+    seen.add_user_ids(ParseId("user_id", user.user_id()).value());
+    seen.mutable_last_seen_time()->set_seconds(1700000000);
+    iv1::RecordLastSeenResponse resp;
+    EXPECT_TRUE(stub->RecordLastSeen(&ctx, seen, &resp).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    iv1::GetVisibleUsersRequest vis;
+    const int64_t me = ParseId("user_id", user.user_id()).value();
+    vis.set_viewer_user_id(me);
+    vis.add_user_ids(me);
+    iv1::GetVisibleUsersResponse resp;
+    grpc::Status s = stub->GetVisibleUsers(&ctx, vis, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(resp.users_size(), 1);
+    EXPECT_TRUE(resp.users(0).visible());
+    EXPECT_EQ(resp.users(0).last_seen_time().seconds(), 1700000000);
+  }
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    iv1::ListContactsRequest contacts;
+    contacts.set_user_id(ParseId("user_id", user.user_id()).value());
+    iv1::ListContactsResponse resp;
+    EXPECT_TRUE(stub->ListContacts(&ctx, contacts, &resp).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    iv1::GetChatMembersRequest members;
+    members.set_chat_id(987654321);
+    iv1::GetChatMembersResponse resp;
+    EXPECT_EQ(stub->GetChatMembers(&ctx, members, &resp).error_code(),
+              grpc::StatusCode::NOT_FOUND);
   }
   ShutdownGracefully(server->server.get(), std::chrono::seconds(1));
 }

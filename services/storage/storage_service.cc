@@ -146,4 +146,43 @@ grpc::ServerUnaryReactor* StorageServiceImpl::SyncChat(
                   [this, req] { return repo_->SyncChat(*req); });
 }
 
+grpc::ServerUnaryReactor* StorageServiceImpl::UpdateReceipt(
+    grpc::CallbackServerContext* ctx, const iv1::UpdateReceiptRequest* req,
+    iv1::UpdateReceiptResponse* resp) {
+  return Dispatch(ctx, "UpdateReceipt", resp,
+                  [this, req] { return repo_->UpdateReceipt(*req); });
+}
+
+grpc::ServerUnaryReactor* StorageServiceImpl::ListContacts(
+    grpc::CallbackServerContext* ctx, const iv1::ListContactsRequest* req,
+    iv1::ListContactsResponse* resp) {
+  return Dispatch(ctx, "ListContacts", resp,
+                  [this, req] { return repo_->ListContacts(*req); });
+}
+
+grpc::ServerUnaryReactor* StorageServiceImpl::GetChatMembers(
+    grpc::CallbackServerContext* ctx, const iv1::GetChatMembersRequest* req,
+    iv1::GetChatMembersResponse* resp) {
+  return Dispatch(ctx, "GetChatMembers", resp,
+                  [this, req] { return repo_->GetChatMembers(*req); });
+}
+
+grpc::ServerUnaryReactor* StorageServiceImpl::RecordLastSeen(
+    grpc::CallbackServerContext* ctx, const iv1::RecordLastSeenRequest* req,
+    iv1::RecordLastSeenResponse* resp) {
+  return Dispatch(ctx, "RecordLastSeen", resp,
+                  [this, req]() -> absl::StatusOr<iv1::RecordLastSeenResponse> {
+                    absl::Status s = repo_->RecordLastSeen(*req);
+                    if (!s.ok()) return s;
+                    return iv1::RecordLastSeenResponse();
+                  });
+}
+
+grpc::ServerUnaryReactor* StorageServiceImpl::GetVisibleUsers(
+    grpc::CallbackServerContext* ctx, const iv1::GetVisibleUsersRequest* req,
+    iv1::GetVisibleUsersResponse* resp) {
+  return Dispatch(ctx, "GetVisibleUsers", resp,
+                  [this, req] { return repo_->GetVisibleUsers(*req); });
+}
+
 }  // namespace parley::storage

@@ -71,6 +71,26 @@ class StorageServiceImpl final
   grpc::ServerUnaryReactor* SyncChat(grpc::CallbackServerContext* ctx,
                                      const internal::v1::SyncChatRequest* req,
                                      v1::SyncChatResponse* resp) override;
+  grpc::ServerUnaryReactor* UpdateReceipt(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::UpdateReceiptRequest* req,
+      internal::v1::UpdateReceiptResponse* resp) override;
+  grpc::ServerUnaryReactor* ListContacts(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::ListContactsRequest* req,
+      internal::v1::ListContactsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetChatMembers(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::GetChatMembersRequest* req,
+      internal::v1::GetChatMembersResponse* resp) override;
+  grpc::ServerUnaryReactor* RecordLastSeen(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::RecordLastSeenRequest* req,
+      internal::v1::RecordLastSeenResponse* resp) override;
+  grpc::ServerUnaryReactor* GetVisibleUsers(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::GetVisibleUsersRequest* req,
+      internal::v1::GetVisibleUsersResponse* resp) override;
 
  private:
   // Runs `call` (returning absl::StatusOr<Response>) on a worker and
