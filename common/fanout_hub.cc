@@ -1,19 +1,19 @@
-#include "services/message/fanout_hub.h"
+#include "common/fanout_hub.h"
 
 #include <deque>
 #include <utility>
 
 #include "common/logging.h"
 
-namespace parley::message {
+namespace parley {
 
 class GatewayStream final
-    : public grpc::ServerWriteReactor<internal::Delivery> {
+    : public grpc::ServerWriteReactor<::parley::internal::v1::Delivery> {
  public:
   GatewayStream(FanoutHub* hub, std::string gateway_id, size_t max_queue)
       : hub_(hub), gateway_id_(std::move(gateway_id)), max_queue_(max_queue) {}
 
-  void Enqueue(std::shared_ptr<const internal::Delivery> d) {
+  void Enqueue(std::shared_ptr<const ::parley::internal::v1::Delivery> d) {
     std::lock_guard<std::mutex> lock(mu_);
     if (finishing_) return;
     if (queue_.size() >= max_queue_) {
@@ -79,7 +79,7 @@ class GatewayStream final
   const std::string gateway_id_;
   const size_t max_queue_;
   std::mutex mu_;
-  std::deque<std::shared_ptr<const internal::Delivery>> queue_
+  std::deque<std::shared_ptr<const ::parley::internal::v1::Delivery>> queue_
       ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
@@ -89,7 +89,7 @@ class GatewayStream final
 
 FanoutHub::~FanoutHub() { CloseAll(); }
 
-grpc::ServerWriteReactor<internal::Delivery>* FanoutHub::Open(
+grpc::ServerWriteReactor<::parley::internal::v1::Delivery>* FanoutHub::Open(
     const std::string& gateway_id) {
   auto* stream = new GatewayStream(this, gateway_id, max_queue_);
   if (gateway_id.empty() || gateway_id.size() > 128) {
@@ -104,7 +104,7 @@ grpc::ServerWriteReactor<internal::Delivery>* FanoutHub::Open(
     old = slot;
     slot = stream;
     // An empty first delivery tells the gateway that the stream is live.
-    stream->Enqueue(std::make_shared<internal::Delivery>());
+    stream->Enqueue(std::make_shared<::parley::internal::v1::Delivery>());
     if (old) {
       old->Close(grpc::Status(grpc::StatusCode::ABORTED,
                               "replaced by a newer stream"));
@@ -115,7 +115,7 @@ grpc::ServerWriteReactor<internal::Delivery>* FanoutHub::Open(
 }
 
 bool FanoutHub::Push(const std::string& gateway_id,
-                     std::shared_ptr<const internal::Delivery> delivery) {
+                     std::shared_ptr<const ::parley::internal::v1::Delivery> delivery) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = streams_.find(gateway_id);
   if (it == streams_.end()) return false;
@@ -123,7 +123,7 @@ bool FanoutHub::Push(const std::string& gateway_id,
   return true;
 }
 
-void FanoutHub::Broadcast(std::shared_ptr<const internal::Delivery> delivery) {
+void FanoutHub::Broadcast(std::shared_ptr<const ::parley::internal::v1::Delivery> delivery) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, stream] : streams_) stream->Enqueue(delivery);
 }
@@ -132,7 +132,7 @@ void FanoutHub::CloseAll() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, stream] : streams_) {
     stream->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                               "message service is shutting down"));
+                               "shutting down"));
   }
 }
 
@@ -147,4 +147,4 @@ void FanoutHub::Remove(const std::string& gateway_id, GatewayStream* stream) {
   if (it != streams_.end() && it->second == stream) streams_.erase(it);
 }
 
-}  // namespace parley::message
+}  // namespace parley

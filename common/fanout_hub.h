@@ -1,13 +1,13 @@
-// The push side of the message service: one long-lived Subscribe stream per
-// gateway, each with a bounded queue and at most one write in flight.
+// The push side of the message and presence services: one long-lived
+// Subscribe stream per gateway, each with a bounded queue and at most one write in flight.
 //
 //   FanoutHub hub(/*max_queue=*/10000);
 //   // In MessageService::Subscribe:
 //   return hub.Open(req->gateway_id());
 //   // After a commit:
 //   hub.Push("gw-1", delivery);   // false if gw-1 has no stream here
-#ifndef PARLEY_SERVICES_MESSAGE_FANOUT_HUB_H_
-#define PARLEY_SERVICES_MESSAGE_FANOUT_HUB_H_
+#ifndef PARLEY_COMMON_FANOUT_HUB_H_
+#define PARLEY_COMMON_FANOUT_HUB_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -18,11 +18,9 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "parley/internal/v1/message.grpc.pb.h"
+#include "parley/internal/v1/delivery.pb.h"
 
-namespace parley::message {
-
-namespace internal = ::parley::internal::v1;
+namespace parley {
 
 class GatewayStream;
 
@@ -33,13 +31,13 @@ class FanoutHub {
 
   // Creates the reactor for a gateway's Subscribe call. A second stream for
   // the same gateway id replaces the first.
-  grpc::ServerWriteReactor<internal::Delivery>* Open(
+  grpc::ServerWriteReactor<::parley::internal::v1::Delivery>* Open(
       const std::string& gateway_id);
   // Queues a delivery for one gateway; false if it has no stream here.
   bool Push(const std::string& gateway_id,
-            std::shared_ptr<const internal::Delivery> delivery);
+            std::shared_ptr<const ::parley::internal::v1::Delivery> delivery);
   // Queues a delivery for every gateway (used when routes are unknown).
-  void Broadcast(std::shared_ptr<const internal::Delivery> delivery);
+  void Broadcast(std::shared_ptr<const ::parley::internal::v1::Delivery> delivery);
   // Ends every stream, e.g. at shutdown.
   void CloseAll();
   size_t size() const;
@@ -53,6 +51,6 @@ class FanoutHub {
   std::map<std::string, GatewayStream*> streams_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace parley::message
+}  // namespace parley
 
-#endif  // PARLEY_SERVICES_MESSAGE_FANOUT_HUB_H_
+#endif  // PARLEY_COMMON_FANOUT_HUB_H_

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include <google/protobuf/util/time_util.h>
+
 #include "common/async_call.h"
 #include "common/status_util.h"
 #include "common/validation.h"
@@ -12,6 +14,10 @@ namespace internal = ::parley::internal::v1;
 namespace v1 = ::parley::v1;
 using StorageAsync = internal::StorageService::StubInterface::async_interface;
 using MessageAsync = internal::MessageService::StubInterface::async_interface;
+using PresenceAsync = internal::PresenceService::StubInterface::async_interface;
+using google::protobuf::util::TimeUtil;
+
+constexpr int kMaxPresenceUsers = 500;
 
 namespace {
 
@@ -45,10 +51,12 @@ absl::Status ParseIds(absl::string_view field,
 
 ChatServiceImpl::ChatServiceImpl(
     ChatOptions options, internal::StorageService::StubInterface* storage,
+    internal::PresenceService::StubInterface* presence,
     MessageBackends* messages, TokenAuthenticator* auth,
     ConnectionRegistry* registry)
     : options_(options),
       storage_(storage),
+      presence_(presence),
       messages_(messages),
       auth_(auth),
       registry_(registry) {}
@@ -71,7 +79,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::Authed(
 
 grpc::ServerBidiReactor<v1::ClientFrame, v1::ServerFrame>*
 ChatServiceImpl::Connect(grpc::CallbackServerContext* ctx) {
-  return new ClientStream(ctx, auth_, registry_, options_.stream);
+  return new ClientStream(ctx, auth_, registry_, this, options_.stream);
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::CreateDirectChat(
@@ -255,6 +263,151 @@ grpc::ServerUnaryReactor* ChatServiceImpl::SyncChat(
     r.set_page_size(*page_size);
     CallAsync(storage_->async(), &StorageAsync::SyncChat, std::move(r),
               timeout, FinishWith(reactor, resp));
+  });
+}
+
+void ChatServiceImpl::Typing(int64_t user_id, int64_t chat_id, bool typing,
+                             std::chrono::milliseconds timeout,
+                             std::function<void(absl::Status)> done) {
+  internal::GetChatMembersRequest members;
+  members.set_chat_id(chat_id);
+  members.set_user_id(user_id);
+  CallAsync(
+      storage_->async(), &StorageAsync::GetChatMembers, std::move(members),
+      timeout,
+      [this, user_id, chat_id, typing, timeout, done = std::move(done)](
+          absl::StatusOr<internal::GetChatMembersResponse> m) mutable {
+        if (!m.ok()) return done(m.status());
+        internal::SetTypingRequest req;
+        req.set_chat_id(chat_id);
+        req.set_user_id(user_id);
+        req.set_typing(typing);
+        *req.mutable_member_user_ids() = std::move(*m->mutable_user_ids());
+        CallAsync(presence_->async(), &PresenceAsync::SetTyping, std::move(req),
+                  timeout,
+                  [done = std::move(done)](
+                      absl::StatusOr<internal::SetTypingResponse> r) {
+                    done(r.status());
+                  });
+      });
+}
+
+void ChatServiceImpl::Receipt(int64_t user_id, int64_t chat_id,
+                              uint64_t delivered, uint64_t read,
+                              std::chrono::milliseconds timeout,
+                              std::function<void(absl::Status)> done) {
+  internal::UpdateReceiptRequest req;
+  req.set_user_id(user_id);
+  req.set_chat_id(chat_id);
+  req.set_delivered_seq(delivered);
+  req.set_read_seq(read);
+  CallAsync(messages_->ForChat(chat_id)->async(), &MessageAsync::UpdateReceipt,
+            std::move(req), timeout,
+            [done = std::move(done)](
+                absl::StatusOr<internal::UpdateReceiptResponse> r) {
+              done(r.status());
+            });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::MarkRead(
+    grpc::CallbackServerContext* ctx, const v1::MarkReadRequest* req,
+    google::protobuf::Empty*) {
+  return Authed(ctx, [this, req](int64_t user, auto* reactor, auto timeout) {
+    auto chat = ParseId("chat_id", req->chat_id());
+    if (!chat.ok()) return Fail(reactor, chat.status());
+    Receipt(user, *chat, /*delivered=*/0, /*read=*/req->seq(), timeout,
+            [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::SetTyping(
+    grpc::CallbackServerContext* ctx, const v1::SetTypingRequest* req,
+    google::protobuf::Empty*) {
+  return Authed(ctx, [this, req](int64_t user, auto* reactor, auto timeout) {
+    auto chat = ParseId("chat_id", req->chat_id());
+    if (!chat.ok()) return Fail(reactor, chat.status());
+    Typing(user, *chat, req->typing(), timeout,
+           [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+  });
+}
+
+void ChatServiceImpl::OnTypingFrame(int64_t user_id,
+                                    const v1::TypingFrame& frame) {
+  auto chat = ParseId("chat_id", frame.chat_id());
+  if (!chat.ok()) return;
+  // Non-members and failures are ignored: a stream frame has no answer.
+  Typing(user_id, *chat, frame.typing(), options_.backend_timeout,
+         [](absl::Status) {});
+}
+
+void ChatServiceImpl::OnAckFrame(int64_t user_id, const v1::AckFrame& frame) {
+  auto chat = ParseId("chat_id", frame.chat_id());
+  if (!chat.ok() || frame.seq() == 0) return;
+  Receipt(user_id, *chat, /*delivered=*/frame.seq(), /*read=*/0,
+          options_.backend_timeout, [](absl::Status) {});
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::GetPresence(
+    grpc::CallbackServerContext* ctx, const v1::GetPresenceRequest* req,
+    v1::GetPresenceResponse* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    if (req->user_ids_size() > kMaxPresenceUsers) {
+      return Fail(reactor, absl::InvalidArgumentError(
+                               "user_ids: at most 500 per call"));
+    }
+    internal::GetVisibleUsersRequest visible;
+    visible.set_viewer_user_id(user);
+    if (auto s = ParseIds("user_ids", req->user_ids(),
+                          visible.mutable_user_ids());
+        !s.ok()) {
+      return Fail(reactor, s);
+    }
+    CallAsync(
+        storage_->async(), &StorageAsync::GetVisibleUsers, std::move(visible),
+        timeout,
+        [this, reactor, resp, timeout](
+            absl::StatusOr<internal::GetVisibleUsersResponse> v) {
+          if (!v.ok()) return Fail(reactor, v.status());
+          // Everyone starts offline; visible users get their durable
+          // last-seen, then live status where presence can tell.
+          internal::GetPresenceRequest live;
+          for (const auto& u : v->users()) {
+            auto* p = resp->add_presences();
+            p->set_user_id(FormatId(u.user_id()));
+            if (!u.visible()) continue;
+            if (u.has_last_seen_time()) {
+              *p->mutable_last_seen_time() = u.last_seen_time();
+            }
+            live.add_user_ids(u.user_id());
+          }
+          if (live.user_ids_size() == 0) return reactor->Finish(grpc::Status::OK);
+          auto users = std::make_shared<internal::GetVisibleUsersResponse>(
+              std::move(*v));
+          CallAsync(
+              presence_->async(), &PresenceAsync::GetPresence, std::move(live),
+              timeout,
+              [reactor, resp, users](
+                  absl::StatusOr<internal::GetPresenceResponse> p) {
+                // Presence down: answer with durable last-seen only.
+                if (p.ok()) {
+                  int k = 0;
+                  for (int i = 0; i < users->users_size(); ++i) {
+                    if (!users->users(i).visible()) continue;
+                    if (k >= p->presences_size()) break;
+                    const v1::Presence& live = p->presences(k++);
+                    v1::Presence* out = resp->mutable_presences(i);
+                    out->set_online(live.online());
+                    if (live.has_last_seen_time() &&
+                        (!out->has_last_seen_time() ||
+                         out->last_seen_time() < live.last_seen_time())) {
+                      *out->mutable_last_seen_time() = live.last_seen_time();
+                    }
+                  }
+                }
+                reactor->Finish(grpc::Status::OK);
+              });
+        });
   });
 }
 

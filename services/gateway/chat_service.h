@@ -5,7 +5,11 @@
 #define PARLEY_SERVICES_GATEWAY_CHAT_SERVICE_H_
 
 #include <chrono>
+#include <functional>
 
+#include <google/protobuf/empty.pb.h>
+
+#include "parley/internal/v1/presence.grpc.pb.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
 #include "parley/v1/parley.grpc.pb.h"
 #include "services/gateway/client_stream.h"
@@ -21,10 +25,12 @@ struct ChatOptions {
   ClientStreamOptions stream;
 };
 
-class ChatServiceImpl final : public parley::v1::ChatService::CallbackService {
+class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
+                              public ClientFrameSink {
  public:
   ChatServiceImpl(ChatOptions options,
                   ::parley::internal::v1::StorageService::StubInterface* storage,
+                  ::parley::internal::v1::PresenceService::StubInterface* presence,
                   MessageBackends* messages, TokenAuthenticator* auth,
                   ConnectionRegistry* registry);
 
@@ -59,13 +65,38 @@ class ChatServiceImpl final : public parley::v1::ChatService::CallbackService {
   grpc::ServerUnaryReactor* SyncChat(grpc::CallbackServerContext* ctx,
                                      const parley::v1::SyncChatRequest* req,
                                      parley::v1::SyncChatResponse* resp) override;
+  grpc::ServerUnaryReactor* MarkRead(grpc::CallbackServerContext* ctx,
+                                     const parley::v1::MarkReadRequest* req,
+                                     google::protobuf::Empty* resp) override;
+  grpc::ServerUnaryReactor* SetTyping(grpc::CallbackServerContext* ctx,
+                                      const parley::v1::SetTypingRequest* req,
+                                      google::protobuf::Empty* resp) override;
+  grpc::ServerUnaryReactor* GetPresence(
+      grpc::CallbackServerContext* ctx,
+      const parley::v1::GetPresenceRequest* req,
+      parley::v1::GetPresenceResponse* resp) override;
+
+  // ClientFrameSink: stream frames, best effort.
+  void OnTypingFrame(int64_t user_id,
+                     const parley::v1::TypingFrame& frame) override;
+  void OnAckFrame(int64_t user_id, const parley::v1::AckFrame& frame) override;
 
  private:
+  // Checks membership, then starts/refreshes/stops the typing indicator.
+  void Typing(int64_t user_id, int64_t chat_id, bool typing,
+              std::chrono::milliseconds timeout,
+              std::function<void(absl::Status)> done);
+  // Moves the caller's watermarks through a message instance.
+  void Receipt(int64_t user_id, int64_t chat_id, uint64_t delivered,
+               uint64_t read, std::chrono::milliseconds timeout,
+               std::function<void(absl::Status)> done);
+
   template <typename Body>
   grpc::ServerUnaryReactor* Authed(grpc::CallbackServerContext* ctx, Body body);
 
   const ChatOptions options_;
   ::parley::internal::v1::StorageService::StubInterface* const storage_;
+  ::parley::internal::v1::PresenceService::StubInterface* const presence_;
   MessageBackends* const messages_;
   TokenAuthenticator* const auth_;
   ConnectionRegistry* const registry_;

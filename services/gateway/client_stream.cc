@@ -10,8 +10,8 @@ namespace parley::gateway {
 ClientStream::ClientStream(grpc::CallbackServerContext* ctx,
                            TokenAuthenticator* auth,
                            ConnectionRegistry* registry,
-                           ClientStreamOptions options)
-    : registry_(registry), options_(options) {
+                           ClientFrameSink* sink, ClientStreamOptions options)
+    : registry_(registry), sink_(sink), options_(options) {
   auth->Authenticate(ctx, [this](absl::StatusOr<int64_t> user_id) {
     OnAuthenticated(std::move(user_id));
   });
@@ -60,11 +60,13 @@ void ClientStream::OnReadDone(bool ok) {
       break;
     }
     case parley::v1::ClientFrame::kTyping:
-    case parley::v1::ClientFrame::kAck:
-    case parley::v1::ClientFrame::FRAME_NOT_SET:
-      // Typing and receipts arrive with the live-status work; an empty or
-      // unknown frame is ignored.
+      sink_->OnTypingFrame(user_id_, incoming_.typing());
       break;
+    case parley::v1::ClientFrame::kAck:
+      sink_->OnAckFrame(user_id_, incoming_.ack());
+      break;
+    case parley::v1::ClientFrame::FRAME_NOT_SET:
+      break;  // an empty or unknown frame is ignored
   }
   if (!finishing_) StartRead(&incoming_);
 }

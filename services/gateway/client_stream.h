@@ -22,6 +22,16 @@
 
 namespace parley::gateway {
 
+// What a stream does with the client's typing and ack frames. Calls must
+// not block and must not call back into the stream.
+class ClientFrameSink {
+ public:
+  virtual ~ClientFrameSink() = default;
+  virtual void OnTypingFrame(int64_t user_id,
+                             const parley::v1::TypingFrame& frame) = 0;
+  virtual void OnAckFrame(int64_t user_id, const parley::v1::AckFrame& frame) = 0;
+};
+
 struct ClientStreamOptions {
   // Frames queued for a client that does not read before it is dropped.
   size_t max_queue = 4096;
@@ -34,7 +44,8 @@ class ClientStream final
  public:
   // Starts authentication; the object deletes itself in OnDone.
   ClientStream(grpc::CallbackServerContext* ctx, TokenAuthenticator* auth,
-               ConnectionRegistry* registry, ClientStreamOptions options);
+               ConnectionRegistry* registry, ClientFrameSink* sink,
+               ClientStreamOptions options);
 
   // LocalStream.
   void Push(std::shared_ptr<const parley::v1::ServerFrame> frame) override;
@@ -54,6 +65,7 @@ class ClientStream final
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ConnectionRegistry* const registry_;
+  ClientFrameSink* const sink_;
   const ClientStreamOptions options_;
   parley::v1::ClientFrame incoming_;
 

@@ -179,6 +179,7 @@ void ConnectionRegistry::SyncRoute(int64_t user_id) {
     spdlog::warn("route {} failed for a user: {}",
                  want ? "register" : "unregister",
                  static_cast<int>(status.error_code()));
+    presence_failing_ = true;
     e.queued = false;
     if (want) {
       // Serve the streams anyway; the heartbeat registers the route once
@@ -195,16 +196,19 @@ void ConnectionRegistry::SyncRoute(int64_t user_id) {
 void ConnectionRegistry::HeartbeatLoop() {
   std::unique_lock<std::mutex> lock(heartbeat_mu_);
   while (!stopping_) {
-    heartbeat_cv_.wait_for(lock, options_.heartbeat_interval,
-                           [this] { return stopping_.load(); });
+    const auto interval =
+        presence_failing_ ? std::min(options_.heartbeat_interval,
+                                     std::chrono::milliseconds(1000))
+                          : options_.heartbeat_interval;
+    heartbeat_cv_.wait_for(lock, interval, [this] { return stopping_.load(); });
     if (stopping_) return;
     lock.unlock();
-    SendHeartbeat();
+    presence_failing_ = !SendHeartbeat();
     lock.lock();
   }
 }
 
-void ConnectionRegistry::SendHeartbeat() {
+bool ConnectionRegistry::SendHeartbeat() {
   constexpr size_t kBatch = 2000;
   std::vector<int64_t> users;
   for (Shard& shard : shards_) {
@@ -225,7 +229,7 @@ void ConnectionRegistry::SendHeartbeat() {
     if (!status.ok()) {
       spdlog::warn("heartbeat failed: code {}",
                    static_cast<int>(status.error_code()));
-      return;
+      return false;
     }
     // The routes exist now, whatever happened to them before.
     for (size_t k = i; k < end; ++k) {
@@ -237,6 +241,7 @@ void ConnectionRegistry::SendHeartbeat() {
       }
     }
   }
+  return true;
 }
 
 }  // namespace parley::gateway

@@ -101,7 +101,8 @@ class ConnectionRegistry {
   void WorkerLoop(Worker* w);
   void SyncRoute(int64_t user_id);
   void HeartbeatLoop();
-  void SendHeartbeat();
+  // False when presence could not be reached.
+  bool SendHeartbeat();
 
   ::parley::internal::v1::PresenceService::StubInterface* const presence_;
   const Options options_;
@@ -109,6 +110,9 @@ class ConnectionRegistry {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> streams_{0};
+  // Set when presence failed: heartbeats then run every second, so routes
+  // are restored within seconds of presence (or Redis) coming back.
+  std::atomic<bool> presence_failing_{false};
   std::mutex heartbeat_mu_;
   std::condition_variable heartbeat_cv_;
   std::thread heartbeat_;

@@ -21,6 +21,7 @@
 #include "services/gateway/chat_service.h"
 #include "services/gateway/connection_registry.h"
 #include "services/gateway/message_backends.h"
+#include "services/gateway/push_subscriber.h"
 #include "services/gateway/token_authenticator.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "Address to serve on.");
@@ -118,13 +119,21 @@ int main(int argc, char** argv) {
       {.gateway_id = o.gateway_id,
        .heartbeat_interval = std::chrono::milliseconds(o.heartbeat_interval_ms)});
   parley::gateway::MessageBackends messages(o.message_addrs, &registry);
+  parley::gateway::PushSubscriber presence_events(
+      "presence " + o.presence_addr,
+      [stub = presence.get()](grpc::ClientContext* ctx,
+                              const parley::internal::v1::SubscribeRequest& req) {
+        return stub->Subscribe(ctx, req);
+      },
+      &registry);
   parley::ThreadPool hash_pool("pwhash", o.password_hash_threads, 1024);
   parley::gateway::AuthServiceImpl auth_service(o.auth, storage.get(), &auth,
                                                 &hash_pool);
-  parley::gateway::ChatServiceImpl chat_service(o.chat, storage.get(),
-                                                &messages, &auth, &registry);
+  parley::gateway::ChatServiceImpl chat_service(
+      o.chat, storage.get(), presence.get(), &messages, &auth, &registry);
   registry.Start();
   messages.Start();
+  presence_events.Start();
 
   auto server = parley::StartServer(
       {.listen = o.listen, .port_file = o.port_file, .reflection = true},
@@ -133,12 +142,13 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", server.status().ToString());
     return 1;
   }
-  // Report NOT_SERVING until every message instance's push stream is live,
-  // so that a ready gateway never misses live events.
+  // Report NOT_SERVING until every push stream (each message instance's and
+  // presence's) is live, so that a ready gateway never misses live events.
   auto* health = server->server->GetHealthCheckService();
   health->SetServingStatus(false);
   std::thread readiness([&] {
-    while (messages.live_subscriptions() < static_cast<int>(messages.size())) {
+    while (messages.live_subscriptions() < static_cast<int>(messages.size()) ||
+           !presence_events.live()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     health->SetServingStatus(true);
@@ -154,6 +164,7 @@ int main(int argc, char** argv) {
                                  "gateway is shutting down"));
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
   messages.Stop();
+  presence_events.Stop();
   registry.Stop();
   return 0;
 }

@@ -1,6 +1,5 @@
 // Every message instance this gateway knows: a stub per instance for calls,
-// and a subscriber thread per instance that holds its Subscribe stream open
-// (reconnecting with backoff) and hands each Delivery to the registry.
+// and a PushSubscriber per instance holding its Subscribe stream open.
 //
 //   MessageBackends backends({"10.0.0.5:50052", "10.0.0.6:50052"}, &registry);
 //   backends.Start();
@@ -10,17 +9,13 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "parley/internal/v1/message.grpc.pb.h"
 #include "services/gateway/connection_registry.h"
+#include "services/gateway/push_subscriber.h"
 
 namespace parley::gateway {
 
@@ -39,25 +34,17 @@ class MessageBackends {
   // `attempt` > 0 picks the next healthy one, for a retry.
   ::parley::internal::v1::MessageService::StubInterface* ForChat(
       int64_t chat_id, int attempt = 0);
-  // Number of Subscribe streams currently open.
-  int live_subscriptions() const { return live_.load(); }
+  // Number of Subscribe streams currently live.
+  int live_subscriptions() const;
 
  private:
   struct Instance {
     std::string address;
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<::parley::internal::v1::MessageService::Stub> stub;
-    std::thread subscriber;
+    std::unique_ptr<PushSubscriber> subscriber;
   };
-  void Subscribe(Instance* instance);
-
-  ConnectionRegistry* const registry_;
   std::vector<std::unique_ptr<Instance>> instances_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> live_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<grpc::ClientContext*> active_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace parley::gateway

@@ -8,7 +8,7 @@
 #include "common/grpc_util.h"
 #include "common/id_generator.h"
 #include "common/logging.h"
-#include "services/message/fanout_hub.h"
+#include "common/fanout_hub.h"
 #include "services/message/message_service.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052", "Address to serve on.");
@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
       parley::MakeChannel(o.storage_addr));
   auto presence = parley::internal::v1::PresenceService::NewStub(
       parley::MakeChannel(o.presence_addr));
-  parley::message::FanoutHub hub(o.gateway_queue);
+  parley::FanoutHub hub(o.gateway_queue);
   parley::message::MessageServiceImpl service(
       o.service, id_generator.get(), storage.get(), presence.get(), &hub);
 

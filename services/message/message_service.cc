@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "common/async_call.h"
 #include "common/logging.h"
 #include "common/status_util.h"
@@ -64,7 +65,9 @@ grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
               }
               *resp = r->event().message_created();
               reactor->Finish(grpc::Status::OK);
-              if (!r->duplicate()) Fanout(r->event(), r->recipient_user_ids());
+              if (r->duplicate()) return;
+              FanoutEvent(r->event(), r->recipient_user_ids());
+              StopTyping(r->event(), r->recipient_user_ids());
             });
   return reactor;
 }
@@ -82,7 +85,7 @@ grpc::ServerUnaryReactor* MessageServiceImpl::AddMembers(
               }
               *resp = r->chat();
               reactor->Finish(grpc::Status::OK);
-              if (!r->duplicate()) Fanout(r->event(), r->recipient_user_ids());
+              if (!r->duplicate()) FanoutEvent(r->event(), r->recipient_user_ids());
             });
   return reactor;
 }
@@ -100,7 +103,7 @@ grpc::ServerUnaryReactor* MessageServiceImpl::RemoveMember(
               }
               *resp = r->chat();
               reactor->Finish(grpc::Status::OK);
-              if (!r->duplicate()) Fanout(r->event(), r->recipient_user_ids());
+              if (!r->duplicate()) FanoutEvent(r->event(), r->recipient_user_ids());
             });
   return reactor;
 }
@@ -110,12 +113,60 @@ grpc::ServerWriteReactor<internal::Delivery>* MessageServiceImpl::Subscribe(
   return hub_->Open(req->gateway_id());
 }
 
-void MessageServiceImpl::Fanout(
+grpc::ServerUnaryReactor* MessageServiceImpl::UpdateReceipt(
+    grpc::CallbackServerContext* ctx, const internal::UpdateReceiptRequest* req,
+    internal::UpdateReceiptResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  CallAsync(storage_->async(),
+            &internal::StorageService::StubInterface::async_interface::UpdateReceipt,
+            *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
+            [this, reactor, resp](absl::StatusOr<internal::UpdateReceiptResponse> r) {
+              if (!r.ok()) {
+                reactor->Finish(ToGrpcStatus(r.status()));
+                return;
+              }
+              *resp = *r;
+              reactor->Finish(grpc::Status::OK);
+              if (!r->changed()) return;
+              auto frame = std::make_shared<parley::v1::ServerFrame>();
+              *frame->mutable_receipt() = r->receipt();
+              Fanout(std::move(frame), r->recipient_user_ids());
+            });
+  return reactor;
+}
+
+void MessageServiceImpl::StopTyping(
+    const parley::v1::ChatEvent& event,
+    const google::protobuf::RepeatedField<int64_t>& members) {
+  int64_t chat_id = 0, sender = 0;
+  if (!absl::SimpleAtoi(event.chat_id(), &chat_id) ||
+      !absl::SimpleAtoi(event.message_created().sender_user_id(), &sender)) {
+    return;
+  }
+  internal::SetTypingRequest req;
+  req.set_chat_id(chat_id);
+  req.set_user_id(sender);
+  req.set_typing(false);
+  *req.mutable_member_user_ids() = members;
+  // Best effort: presence being down must not affect sending.
+  CallAsync(presence_->async(),
+            &internal::PresenceService::StubInterface::async_interface::SetTyping,
+            std::move(req), options_.presence_timeout,
+            [](absl::StatusOr<internal::SetTypingResponse>) {});
+}
+
+void MessageServiceImpl::FanoutEvent(
     const parley::v1::ChatEvent& event,
     const google::protobuf::RepeatedField<int64_t>& recipients) {
-  if (recipients.empty()) return;
   auto frame = std::make_shared<parley::v1::ServerFrame>();
   *frame->mutable_chat_event() = event;
+  Fanout(std::move(frame), recipients);
+}
+
+void MessageServiceImpl::Fanout(
+    std::shared_ptr<const parley::v1::ServerFrame> frame,
+    const google::protobuf::RepeatedField<int64_t>& recipients) {
+  if (recipients.empty()) return;
   internal::GetRoutesRequest lookup;
   lookup.mutable_user_ids()->CopyFrom(recipients);
   std::vector<int64_t> all(recipients.begin(), recipients.end());

@@ -6,6 +6,7 @@
 // event to exactly the gateways that hold them. If presence cannot answer,
 // the event goes to every subscribed gateway, which deliver it only to local
 // recipients; if even that fails, recipients catch up with SyncChat.
+// A sent message also ends its sender's typing indicator in that chat.
 #ifndef PARLEY_SERVICES_MESSAGE_MESSAGE_SERVICE_H_
 #define PARLEY_SERVICES_MESSAGE_MESSAGE_SERVICE_H_
 
@@ -16,9 +17,11 @@
 #include "parley/internal/v1/message.grpc.pb.h"
 #include "parley/internal/v1/presence.grpc.pb.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
-#include "services/message/fanout_hub.h"
+#include "common/fanout_hub.h"
 
 namespace parley::message {
+
+namespace internal = ::parley::internal::v1;
 
 struct MessageServiceOptions {
   // Deadline of each call to storage.
@@ -46,15 +49,26 @@ class MessageServiceImpl final
       grpc::CallbackServerContext* ctx,
       const internal::RemoveMemberRequest* req,
       parley::v1::Chat* resp) override;
+  grpc::ServerUnaryReactor* UpdateReceipt(
+      grpc::CallbackServerContext* ctx,
+      const internal::UpdateReceiptRequest* req,
+      internal::UpdateReceiptResponse* resp) override;
   grpc::ServerWriteReactor<internal::Delivery>* Subscribe(
       grpc::CallbackServerContext* ctx,
       const internal::SubscribeRequest* req) override;
 
-  // Pushes `event` to the gateways holding `recipients`. Asynchronous.
-  void Fanout(const parley::v1::ChatEvent& event,
+  // Pushes `frame` to the gateways holding `recipients`. Asynchronous.
+  void Fanout(std::shared_ptr<const parley::v1::ServerFrame> frame,
               const google::protobuf::RepeatedField<int64_t>& recipients);
+  void FanoutEvent(const parley::v1::ChatEvent& event,
+                   const google::protobuf::RepeatedField<int64_t>& recipients);
 
  private:
+  // Ends the sender's typing indicator after a message (best effort).
+  void StopTyping(const parley::v1::ChatEvent& event,
+                  const google::protobuf::RepeatedField<int64_t>& members);
+
+
   const MessageServiceOptions options_;
   IdGenerator* const ids_;
   internal::StorageService::StubInterface* const storage_;

@@ -1,12 +1,17 @@
-// parley-presence: connection routes and online status, kept in Redis.
+// parley-presence: connection routes, online status and typing, in Redis,
+// and the push streams that carry presence and typing frames to gateways.
 #include <chrono>
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "common/fanout_hub.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
 #include "common/logging.h"
 #include "common/thread_pool.h"
+#include "parley/internal/v1/storage.grpc.pb.h"
+#include "services/presence/keyspace_listener.h"
+#include "services/presence/live_events.h"
 #include "services/presence/presence_service.h"
 #include "services/presence/redis_client.h"
 #include "services/presence/route_store.h"
@@ -16,29 +21,42 @@ ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file.");
 ABSL_FLAG(std::string, redis_url, "redis://127.0.0.1:50056/0",
           "Redis server, redis://host:port/db.");
+ABSL_FLAG(std::string, storage_addr, "127.0.0.1:50054",
+          "Address of the storage service (contacts, members, last-seen).");
 ABSL_FLAG(int, redis_pool_size, 8, "Redis connections (and worker threads).");
 ABSL_FLAG(int, redis_timeout_ms, 500, "Redis connect and command timeout.");
 ABSL_FLAG(int, route_ttl_ms, 30000,
           "How long a route lives without a gateway heartbeat.");
+ABSL_FLAG(int, typing_ttl_ms, 6000,
+          "How long a typing indicator lives without a refresh.");
+ABSL_FLAG(int, offline_grace_ms, 1000,
+          "How long a user may be without streams before contacts are told "
+          "the user went offline.");
+ABSL_FLAG(int, gateway_queue, 100000,
+          "Frames queued per gateway stream before it is dropped.");
 
 namespace {
 
 struct Options {
   std::string listen;
   std::string port_file;
+  std::string storage_addr;
   parley::presence::RedisClient::Options redis;
-  std::chrono::milliseconds route_ttl;
+  parley::presence::RouteStore::Options routes;
+  parley::presence::LiveEvents::Options events;
+  int gateway_queue;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
   parley::InitProcess(argc, argv,
-                      "connection routes and online status "
-                      "in Redis.\nUsage: parley-presence [flags]");
+                      "connection routes, online status and typing in Redis."
+                      "\nUsage: parley-presence [flags]");
   Options o;
   o.listen = absl::GetFlag(FLAGS_listen);
   o.port_file = absl::GetFlag(FLAGS_port_file);
+  o.storage_addr = absl::GetFlag(FLAGS_storage_addr);
   auto redis_options =
       parley::presence::RedisClient::ParseUrl(absl::GetFlag(FLAGS_redis_url));
   if (!redis_options.ok()) {
@@ -47,13 +65,29 @@ int main(int argc, char** argv) {
   }
   o.redis = *redis_options;
   o.redis.pool_size = absl::GetFlag(FLAGS_redis_pool_size);
-  o.redis.timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_redis_timeout_ms));
-  o.route_ttl = std::chrono::milliseconds(absl::GetFlag(FLAGS_route_ttl_ms));
+  o.redis.timeout =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_redis_timeout_ms));
+  o.routes.route_ttl =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_route_ttl_ms));
+  o.routes.typing_ttl =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_typing_ttl_ms));
+  o.events.offline_grace =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_offline_grace_ms));
+  o.gateway_queue = absl::GetFlag(FLAGS_gateway_queue);
 
   parley::presence::RedisClient redis(o.redis);
-  parley::presence::RouteStore routes(&redis, {.route_ttl = o.route_ttl});
+  parley::presence::RouteStore routes(&redis, o.routes);
   parley::ThreadPool pool("redis", o.redis.pool_size, 100000);
-  parley::presence::PresenceServiceImpl service(&routes, &pool);
+  parley::FanoutHub hub(o.gateway_queue);
+  auto storage = parley::internal::v1::StorageService::NewStub(
+      parley::MakeChannel(o.storage_addr));
+  parley::presence::LiveEvents events(&routes, &hub, storage.get(), &pool,
+                                      o.events);
+  parley::presence::KeyspaceListener listener(
+      o.redis, [&events](const std::string& key) { events.OnKeyExpired(key); });
+  parley::presence::PresenceServiceImpl service(&routes, &events, &hub, &pool);
+  events.Start();
+  listener.Start();
 
   auto server = parley::StartServer(
       {.listen = o.listen, .port_file = o.port_file}, {&service});
@@ -65,6 +99,9 @@ int main(int argc, char** argv) {
                o.redis.host, o.redis.port);
   const int sig = parley::WaitForShutdownSignal();
   spdlog::info("signal {}: shutting down", sig);
+  hub.CloseAll();
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
+  listener.Stop();
+  events.Stop();
   return 0;
 }

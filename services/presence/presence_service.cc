@@ -39,6 +39,7 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::RegisterRoute(
     auto changed = routes_->Register(req->gateway_id(), req->user_id());
     if (!changed.ok()) return changed.status();
     resp->set_online_changed(*changed);
+    events_->OnRouteRegistered(req->user_id(), *changed);
     return absl::OkStatus();
   });
 }
@@ -51,6 +52,7 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::UnregisterRoute(
     auto changed = routes_->Unregister(req->gateway_id(), req->user_id());
     if (!changed.ok()) return changed.status();
     resp->set_online_changed(*changed);
+    if (*changed) events_->OnLastRouteGone(req->user_id());
     return absl::OkStatus();
   });
 }
@@ -106,6 +108,35 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::GetPresence(
     }
     return absl::OkStatus();
   });
+}
+
+grpc::ServerUnaryReactor* PresenceServiceImpl::SetTyping(
+    grpc::CallbackServerContext* ctx, const internal::SetTypingRequest* req,
+    internal::SetTypingResponse* resp) {
+  return FinishOnPool(ctx, pool_, [this, req, resp]() -> absl::Status {
+    if (req->chat_id() <= 0) {
+      return absl::InvalidArgumentError("chat_id: must be positive");
+    }
+    if (req->user_id() <= 0) {
+      return absl::InvalidArgumentError("user_id: must be positive");
+    }
+    if (auto s = CheckUsers(req->member_user_ids_size()); !s.ok()) return s;
+    auto changed = routes_->SetTyping(req->chat_id(), req->user_id(),
+                                      req->typing());
+    if (!changed.ok()) return changed.status();
+    resp->set_broadcast(*changed);
+    if (*changed) {
+      events_->OnTyping(req->chat_id(), req->user_id(), req->typing(),
+                        std::vector<int64_t>(req->member_user_ids().begin(),
+                                             req->member_user_ids().end()));
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<internal::Delivery>* PresenceServiceImpl::Subscribe(
+    grpc::CallbackServerContext* ctx, const internal::SubscribeRequest* req) {
+  return hub_->Open(req->gateway_id());
 }
 
 }  // namespace parley::presence

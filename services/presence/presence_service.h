@@ -3,8 +3,10 @@
 #ifndef PARLEY_SERVICES_PRESENCE_PRESENCE_SERVICE_H_
 #define PARLEY_SERVICES_PRESENCE_PRESENCE_SERVICE_H_
 
+#include "common/fanout_hub.h"
 #include "common/thread_pool.h"
 #include "parley/internal/v1/presence.grpc.pb.h"
+#include "services/presence/live_events.h"
 #include "services/presence/route_store.h"
 
 namespace parley::presence {
@@ -14,8 +16,9 @@ namespace internal = ::parley::internal::v1;
 class PresenceServiceImpl final
     : public internal::PresenceService::CallbackService {
  public:
-  PresenceServiceImpl(RouteStore* routes, ThreadPool* pool)
-      : routes_(routes), pool_(pool) {}
+  PresenceServiceImpl(RouteStore* routes, LiveEvents* events, FanoutHub* hub,
+                      ThreadPool* pool)
+      : routes_(routes), events_(events), hub_(hub), pool_(pool) {}
 
   grpc::ServerUnaryReactor* RegisterRoute(
       grpc::CallbackServerContext* ctx, const internal::RouteRequest* req,
@@ -32,9 +35,17 @@ class PresenceServiceImpl final
   grpc::ServerUnaryReactor* GetPresence(
       grpc::CallbackServerContext* ctx, const internal::GetPresenceRequest* req,
       internal::GetPresenceResponse* resp) override;
+  grpc::ServerUnaryReactor* SetTyping(
+      grpc::CallbackServerContext* ctx, const internal::SetTypingRequest* req,
+      internal::SetTypingResponse* resp) override;
+  grpc::ServerWriteReactor<internal::Delivery>* Subscribe(
+      grpc::CallbackServerContext* ctx,
+      const internal::SubscribeRequest* req) override;
 
  private:
   RouteStore* routes_;
+  LiveEvents* events_;
+  FanoutHub* hub_;
   ThreadPool* pool_;
 };
 

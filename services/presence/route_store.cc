@@ -2,20 +2,41 @@
 
 #include <utility>
 
+#include <algorithm>
+
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 
 namespace parley::presence {
 namespace {
 
-// KEYS[1] routes, ARGV: now, expiry, gateway, ttl. Returns the number of live
-// routes before the change.
+// How long the announced flag outlives the last change.
+constexpr int64_t kAnnouncedTtlMs = 7 * 24 * 3600 * 1000LL;
+
+// KEYS[1] routes, KEYS[2] announced; ARGV: now, expiry, gateway, ttl,
+// announced ttl. Returns 1 when coming online must be announced.
 constexpr char kRegisterScript[] = R"lua(
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local before = redis.call('ZCARD', KEYS[1])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return before
+local prev = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
+if prev == '1' then return 0 end
+return 1
+)lua";
+
+// KEYS[1] routes, KEYS[2] announced, KEYS[3] seen; ARGV: now, last seen,
+// announced ttl. Returns 1 when the caller must announce the user offline.
+constexpr char kClaimOfflineScript[] = R"lua(
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end
+if redis.call('GET', KEYS[2]) == '0' then return 0 end
+redis.call('SET', KEYS[2], '0', 'PX', ARGV[3])
+local old = tonumber(redis.call('GET', KEYS[3]) or '0')
+if tonumber(ARGV[2]) > old then redis.call('SET', KEYS[3], ARGV[2]) end
+return 1
 )lua";
 
 // KEYS[1] routes, KEYS[2] seen, ARGV: now, gateway. Returns the number of
@@ -49,6 +70,26 @@ std::string RouteStore::RoutesKey(int64_t user_id) {
 std::string RouteStore::SeenKey(int64_t user_id) {
   return absl::StrCat("parley:{u:", user_id, "}:seen");
 }
+std::string RouteStore::AnnouncedKey(int64_t user_id) {
+  return absl::StrCat("parley:{u:", user_id, "}:announced");
+}
+std::string RouteStore::TypingKey(int64_t chat_id, int64_t user_id) {
+  return absl::StrCat("parley:{c:", chat_id, "}:typing:", user_id);
+}
+
+bool RouteStore::ParseRoutesKey(absl::string_view key, int64_t* user_id) {
+  return absl::ConsumePrefix(&key, "parley:{u:") &&
+         absl::ConsumeSuffix(&key, "}:routes") && absl::SimpleAtoi(key, user_id);
+}
+
+bool RouteStore::ParseTypingKey(absl::string_view key, int64_t* chat_id,
+                                int64_t* user_id) {
+  if (!absl::ConsumePrefix(&key, "parley:{c:")) return false;
+  const size_t sep = key.find("}:typing:");
+  if (sep == absl::string_view::npos) return false;
+  return absl::SimpleAtoi(key.substr(0, sep), chat_id) &&
+         absl::SimpleAtoi(key.substr(sep + 9), user_id);
+}
 
 RouteStore::RouteStore(RedisClient* redis, Options options)
     : redis_(redis), options_(std::move(options)) {}
@@ -61,12 +102,53 @@ absl::StatusOr<bool> RouteStore::Register(const std::string& gateway_id,
                                           int64_t user_id) {
   const int64_t now = Now();
   auto r = redis_->Command(
-      {"EVAL", kRegisterScript, "1", RoutesKey(user_id), absl::StrCat(now),
-       absl::StrCat(now + options_.route_ttl.count()), gateway_id,
-       absl::StrCat(options_.route_ttl.count())});
+      {"EVAL", kRegisterScript, "2", RoutesKey(user_id), AnnouncedKey(user_id),
+       absl::StrCat(now), absl::StrCat(now + options_.route_ttl.count()),
+       gateway_id, absl::StrCat(options_.route_ttl.count()),
+       absl::StrCat(kAnnouncedTtlMs)});
   if (!r.ok()) return r.status();
   if (auto s = ReplyError(*r); !s.ok()) return s;
-  return r->integer == 0;
+  return r->integer == 1;
+}
+
+absl::StatusOr<bool> RouteStore::ClaimOffline(int64_t user_id,
+                                              int64_t last_seen_ms) {
+  auto r = redis_->Command({"EVAL", kClaimOfflineScript, "3",
+                            RoutesKey(user_id), AnnouncedKey(user_id),
+                            SeenKey(user_id), absl::StrCat(Now()),
+                            absl::StrCat(last_seen_ms),
+                            absl::StrCat(kAnnouncedTtlMs)});
+  if (!r.ok()) return r.status();
+  if (auto s = ReplyError(*r); !s.ok()) return s;
+  return r->integer == 1;
+}
+
+absl::StatusOr<bool> RouteStore::SetTyping(int64_t chat_id, int64_t user_id,
+                                           bool typing) {
+  const std::string key = TypingKey(chat_id, user_id);
+  if (!typing) {
+    auto r = redis_->Command({"DEL", key});
+    if (!r.ok()) return r.status();
+    if (auto s = ReplyError(*r); !s.ok()) return s;
+    return r->integer == 1;
+  }
+  // One command: set with TTL and learn whether it already existed.
+  auto r = redis_->Command(
+      {"SET", key, "1", "PX", absl::StrCat(options_.typing_ttl.count()), "GET"});
+  if (!r.ok()) return r.status();
+  if (auto s = ReplyError(*r); !s.ok()) return s;
+  return r->type == RedisReply::Type::kNil;
+}
+
+absl::StatusOr<bool> RouteStore::ClaimTypingExpiry(int64_t chat_id,
+                                                   int64_t user_id) {
+  const int64_t hold =
+      std::max<int64_t>(100, std::min<int64_t>(1000, options_.typing_ttl.count() / 2));
+  auto r = redis_->Command({"SET", TypingKey(chat_id, user_id) + ":expired",
+                            "1", "NX", "PX", absl::StrCat(hold)});
+  if (!r.ok()) return r.status();
+  if (auto s = ReplyError(*r); !s.ok()) return s;
+  return r->type == RedisReply::Type::kStatus;
 }
 
 absl::StatusOr<bool> RouteStore::Unregister(const std::string& gateway_id,

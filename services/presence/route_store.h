@@ -6,7 +6,12 @@
 //                                 itself expires one TTL after its last
 //                                 refresh, so a dead gateway leaves nothing.
 //   parley:{u:<user_id>}:seen     last-seen time in Unix ms.
-// Typing TTLs will live under parley:{c:<chat_id>}:typing:<user_id>.
+//   parley:{u:<user_id>}:announced "1" or "0": the state last pushed to
+//                                 contacts, so that a quick reconnect or a
+//                                 second device announces nothing.
+//   parley:{c:<chat_id>}:typing:<user_id>
+//                                 exists while the user types; expires
+//                                 after the typing TTL.
 //
 //   RouteStore routes(&redis, RouteStore::Options{.route_ttl = 30s});
 //   auto changed = routes.Register("gw-1", 42);   // true: 42 came online
@@ -22,6 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "services/presence/redis_client.h"
 
 namespace parley::presence {
@@ -36,20 +42,40 @@ class RouteStore {
  public:
   struct Options {
     std::chrono::milliseconds route_ttl{30000};
+    std::chrono::milliseconds typing_ttl{6000};
     // Unix milliseconds; tests may inject a clock.
     std::function<int64_t()> clock_ms;
   };
 
   static std::string RoutesKey(int64_t user_id);
   static std::string SeenKey(int64_t user_id);
+  static std::string AnnouncedKey(int64_t user_id);
+  static std::string TypingKey(int64_t chat_id, int64_t user_id);
+  // Inverse of RoutesKey / TypingKey; false for other keys.
+  static bool ParseRoutesKey(absl::string_view key, int64_t* user_id);
+  static bool ParseTypingKey(absl::string_view key, int64_t* chat_id,
+                             int64_t* user_id);
 
   RouteStore(RedisClient* redis, Options options);
 
-  // Adds or refreshes a route; true when the user had no live route before.
+  // Adds or refreshes a route; true when the user's coming online must be
+  // announced (it was not announced as online already).
   absl::StatusOr<bool> Register(const std::string& gateway_id, int64_t user_id);
   // Drops a route; true when the user has no live route left.
   absl::StatusOr<bool> Unregister(const std::string& gateway_id,
                                   int64_t user_id);
+  // True when the user has no live route and was announced online: records
+  // `last_seen_ms` and marks the user announced offline, atomically, so that
+  // exactly one caller announces it.
+  absl::StatusOr<bool> ClaimOffline(int64_t user_id, int64_t last_seen_ms);
+  // Starts or refreshes (typing) or stops a typing indicator; true when it
+  // started or stopped (not for a refresh, nor for stopping what had
+  // already stopped).
+  absl::StatusOr<bool> SetTyping(int64_t chat_id, int64_t user_id,
+                                 bool typing);
+  // True for exactly one caller per expiry of a typing key (several presence
+  // instances see the same expiry).
+  absl::StatusOr<bool> ClaimTypingExpiry(int64_t chat_id, int64_t user_id);
   // Refreshes (or re-creates, e.g. after a Redis restart) many routes.
   absl::Status Heartbeat(const std::string& gateway_id,
                          const std::vector<int64_t>& user_ids);
@@ -59,8 +85,10 @@ class RouteStore {
   absl::StatusOr<std::vector<UserPresence>> GetPresence(
       const std::vector<int64_t>& user_ids);
 
- private:
+  const Options& options() const { return options_; }
   int64_t Now() const;
+
+ private:
 
   RedisClient* redis_;
   Options options_;

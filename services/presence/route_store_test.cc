@@ -101,8 +101,56 @@ TEST_F(RouteStoreTest, DeadGatewayRoutesExpireAfterTtl) {
   ASSERT_TRUE(presence.ok());
   EXPECT_FALSE((*presence)[0].online);
   EXPECT_EQ((*presence)[0].last_seen_ms, registered);
-  // Registering again after expiry counts as coming online.
+  // The expiry is announced exactly once, then coming back is announced.
+  EXPECT_TRUE(*store_->ClaimOffline(11, registered));
+  EXPECT_FALSE(*store_->ClaimOffline(11, registered));
   EXPECT_TRUE(*store_->Register("gw-new", 11));
+}
+
+TEST_F(RouteStoreTest, OfflineIsClaimedOnlyWhenNoRouteIsLeft) {
+  EXPECT_TRUE(*store_->Register("gw-a", 12));
+  EXPECT_FALSE(*store_->ClaimOffline(12, now_.load()));  // still online
+  EXPECT_TRUE(*store_->Unregister("gw-a", 12));
+  // A quick reconnect before the grace check: nothing to announce either way.
+  EXPECT_FALSE(*store_->Register("gw-a", 12));
+  EXPECT_FALSE(*store_->ClaimOffline(12, now_.load()));
+  EXPECT_TRUE(*store_->Unregister("gw-a", 12));
+  now_ += 1000;
+  EXPECT_TRUE(*store_->ClaimOffline(12, now_.load()));
+  auto p = store_->GetPresence({12});
+  EXPECT_EQ((*p)[0].last_seen_ms, now_.load());
+  // A second device elsewhere does not re-announce online twice.
+  EXPECT_TRUE(*store_->Register("gw-a", 12));
+  EXPECT_FALSE(*store_->Register("gw-b", 12));
+}
+
+TEST_F(RouteStoreTest, TypingStartsRefreshesAndStops) {
+  EXPECT_TRUE(*store_->SetTyping(5, 7, true));    // started
+  EXPECT_FALSE(*store_->SetTyping(5, 7, true));   // refresh: not broadcast
+  EXPECT_TRUE(*store_->SetTyping(5, 8, true));    // another user
+  EXPECT_TRUE(*store_->SetTyping(5, 7, false));   // stopped
+  EXPECT_FALSE(*store_->SetTyping(5, 7, false));  // already stopped
+  auto ttl = client_->Command({"PTTL", RouteStore::TypingKey(5, 8)});
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_GT(ttl->integer, 0);
+  EXPECT_LE(ttl->integer, 6000);
+  // Only one of several instances announces an expiry.
+  EXPECT_TRUE(*store_->ClaimTypingExpiry(5, 8));
+  EXPECT_FALSE(*store_->ClaimTypingExpiry(5, 8));
+}
+
+TEST_F(RouteStoreTest, KeysParseBack) {
+  int64_t user = 0, chat = 0;
+  EXPECT_TRUE(RouteStore::ParseRoutesKey(RouteStore::RoutesKey(77), &user));
+  EXPECT_EQ(user, 77);
+  EXPECT_TRUE(
+      RouteStore::ParseTypingKey(RouteStore::TypingKey(12, 34), &chat, &user));
+  EXPECT_EQ(chat, 12);
+  EXPECT_EQ(user, 34);
+  EXPECT_FALSE(RouteStore::ParseRoutesKey(RouteStore::SeenKey(77), &user));
+  EXPECT_FALSE(RouteStore::ParseTypingKey(
+      RouteStore::TypingKey(12, 34) + ":expired", &chat, &user));
+  EXPECT_FALSE(RouteStore::ParseTypingKey("parley:{u:1}:routes", &chat, &user));
 }
 
 TEST_F(RouteStoreTest, HeartbeatRefreshesAndRecreatesRoutes) {
@@ -133,6 +181,7 @@ TEST_F(RouteStoreTest, RedisDownIsUnavailableAndRecovers) {
   auto again = store_->Register("gw-a", 32);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(*again);
+  EXPECT_TRUE(store_->SetTyping(1, 32, true).ok());
 }
 
 }  // namespace

@@ -38,10 +38,13 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(Options options) {
   };
   add("storage", {bin + "/parley-storage",
                   "--postgres_url=" + c->postgres_->url(), "--pool_size=8"});
+  const std::string storage_addr = c->address("storage");
   add("presence",
       {bin + "/parley-presence", "--redis_url=" + c->redis_->url(),
-       absl::StrCat("--route_ttl_ms=", options.route_ttl.count())});
-  const std::string storage_addr = c->address("storage");
+       "--storage_addr=" + storage_addr,
+       absl::StrCat("--route_ttl_ms=", options.route_ttl.count()),
+       absl::StrCat("--typing_ttl_ms=", options.typing_ttl.count()),
+       absl::StrCat("--offline_grace_ms=", options.offline_grace.count())});
   const std::string presence_addr = c->address("presence");
   std::vector<std::string> message_addrs;
   for (int i = 0; i < options.message_instances; ++i) {

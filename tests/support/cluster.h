@@ -28,6 +28,8 @@ class Cluster {
     int message_instances = 1;
     std::chrono::milliseconds route_ttl{30000};
     std::chrono::milliseconds heartbeat_interval{10000};
+    std::chrono::milliseconds typing_ttl{6000};
+    std::chrono::milliseconds offline_grace{1000};
     int max_group_members = 10000;
     // Extra flags per process name ("gateway0", "storage", ...).
     std::map<std::string, std::vector<std::string>> extra_flags;
