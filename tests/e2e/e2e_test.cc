@@ -646,9 +646,6 @@ TEST_F(E2eTest, LaterFeaturesAnswerUnimplemented) {
              grpc::StatusCode::UNIMPLEMENTED);
   ExpectCode(api_->Call(a.token, &Stub::AddReaction, v1::AddReactionRequest(), &m),
              grpc::StatusCode::UNIMPLEMENTED);
-  v1::GetPresenceResponse p;
-  ExpectCode(api_->Call(a.token, &Stub::GetPresence, v1::GetPresenceRequest(), &p),
-             grpc::StatusCode::UNIMPLEMENTED);
 }
 
 }  // namespace
