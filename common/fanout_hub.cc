@@ -104,7 +104,9 @@ grpc::ServerWriteReactor<::parley::internal::v1::Delivery>* FanoutHub::Open(
     old = slot;
     slot = stream;
     // An empty first delivery tells the gateway that the stream is live.
-    stream->Enqueue(std::make_shared<::parley::internal::v1::Delivery>());
+    auto hello = std::make_shared<::parley::internal::v1::Delivery>();
+    hello->set_resync_routes(resync_on_open_);
+    stream->Enqueue(std::move(hello));
     if (old) {
       old->Close(grpc::Status(grpc::StatusCode::ABORTED,
                               "replaced by a newer stream"));

@@ -26,7 +26,10 @@ class GatewayStream;
 
 class FanoutHub {
  public:
-  explicit FanoutHub(size_t max_queue) : max_queue_(max_queue) {}
+  // With `resync_on_open`, the first delivery of every stream asks the
+  // gateway to re-send its routes.
+  explicit FanoutHub(size_t max_queue, bool resync_on_open = false)
+      : max_queue_(max_queue), resync_on_open_(resync_on_open) {}
   ~FanoutHub();
 
   // Creates the reactor for a gateway's Subscribe call. A second stream for
@@ -47,6 +50,7 @@ class FanoutHub {
   void Remove(const std::string& gateway_id, GatewayStream* stream);
 
   const size_t max_queue_;
+  const bool resync_on_open_;
   mutable std::mutex mu_;
   std::map<std::string, GatewayStream*> streams_ ABSL_GUARDED_BY(mu_);
 };

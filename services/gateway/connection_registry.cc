@@ -81,7 +81,17 @@ void ConnectionRegistry::Remove(int64_t user_id, LocalStream* stream) {
   if (enqueue) Enqueue(user_id);
 }
 
+void ConnectionRegistry::RequestHeartbeat() {
+  {
+    std::lock_guard<std::mutex> lock(heartbeat_mu_);
+    heartbeat_requested_ = true;
+  }
+  heartbeat_cv_.notify_all();
+}
+
 size_t ConnectionRegistry::Deliver(const internal::Delivery& delivery) {
+  if (delivery.resync_routes()) RequestHeartbeat();
+  if (delivery.recipient_user_ids().empty()) return 0;
   auto frame = std::make_shared<const parley::v1::ServerFrame>(delivery.frame());
   size_t delivered = 0;
   for (int64_t uid : delivery.recipient_user_ids()) {
@@ -186,8 +196,13 @@ void ConnectionRegistry::SyncRoute(int64_t user_id) {
       // presence is back.
       for (LocalStream* s : e.streams) s->OnRouteReady();
     } else if (e.streams.empty()) {
-      // The route expires by itself after its TTL.
+      // Retried with the next heartbeat; failing that, the route expires
+      // by itself after its TTL.
       shard.users.erase(it);
+      std::lock_guard<std::mutex> retry_lock(retry_mu_);
+      if (unregister_retries_.size() < 100000) {
+        unregister_retries_.push_back(user_id);
+      }
     }
     return;
   }
@@ -200,11 +215,41 @@ void ConnectionRegistry::HeartbeatLoop() {
         presence_failing_ ? std::min(options_.heartbeat_interval,
                                      std::chrono::milliseconds(1000))
                           : options_.heartbeat_interval;
-    heartbeat_cv_.wait_for(lock, interval, [this] { return stopping_.load(); });
+    heartbeat_cv_.wait_for(lock, interval, [this] {
+      return stopping_.load() || heartbeat_requested_.load();
+    });
     if (stopping_) return;
+    heartbeat_requested_ = false;
     lock.unlock();
     presence_failing_ = !SendHeartbeat();
+    if (!presence_failing_) RetryUnregisters();
     lock.lock();
+  }
+}
+
+void ConnectionRegistry::RetryUnregisters() {
+  std::vector<int64_t> users;
+  {
+    std::lock_guard<std::mutex> lock(retry_mu_);
+    users.swap(unregister_retries_);
+  }
+  for (int64_t user_id : users) {
+    {
+      // Back on this gateway meanwhile: nothing to remove.
+      Shard& shard = ShardFor(user_id);
+      std::lock_guard<std::mutex> lock(shard.mu);
+      if (shard.users.count(user_id)) continue;
+    }
+    internal::RouteRequest req;
+    req.set_gateway_id(options_.gateway_id);
+    req.set_user_id(user_id);
+    internal::RouteResponse resp;
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, options_.presence_timeout);
+    if (!presence_->UnregisterRoute(&ctx, req, &resp).ok()) {
+      std::lock_guard<std::mutex> lock(retry_mu_);
+      unregister_retries_.push_back(user_id);
+    }
   }
 }
 

@@ -71,6 +71,8 @@ class ConnectionRegistry {
   // Pushes the delivery's frame to the local streams of its recipients;
   // returns how many streams got it.
   size_t Deliver(const ::parley::internal::v1::Delivery& delivery);
+  // Re-sends every route to presence soon (presence asked for it).
+  void RequestHeartbeat();
   // Closes every stream (shutdown).
   void CloseAll(const grpc::Status& status);
 
@@ -103,6 +105,7 @@ class ConnectionRegistry {
   void HeartbeatLoop();
   // False when presence could not be reached.
   bool SendHeartbeat();
+  void RetryUnregisters();
 
   ::parley::internal::v1::PresenceService::StubInterface* const presence_;
   const Options options_;
@@ -113,6 +116,10 @@ class ConnectionRegistry {
   // Set when presence failed: heartbeats then run every second, so routes
   // are restored within seconds of presence (or Redis) coming back.
   std::atomic<bool> presence_failing_{false};
+  std::atomic<bool> heartbeat_requested_{false};
+  // Users whose route could not be removed; retried with the heartbeat.
+  std::mutex retry_mu_;
+  std::vector<int64_t> unregister_retries_ ABSL_GUARDED_BY(retry_mu_);
   std::mutex heartbeat_mu_;
   std::condition_variable heartbeat_cv_;
   std::thread heartbeat_;

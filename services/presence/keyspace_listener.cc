@@ -30,8 +30,11 @@ ReplyPtr Command(redisContext* c, const char* fmt, const char* arg = nullptr) {
 }  // namespace
 
 KeyspaceListener::KeyspaceListener(RedisClient::Options options,
-                                   Callback on_expired)
-    : options_(std::move(options)), on_expired_(std::move(on_expired)) {}
+                                   Callback on_expired,
+                                   std::function<void()> on_resubscribed)
+    : options_(std::move(options)),
+      on_expired_(std::move(on_expired)),
+      on_resubscribed_(std::move(on_resubscribed)) {}
 
 KeyspaceListener::~KeyspaceListener() { Stop(); }
 
@@ -89,6 +92,8 @@ void KeyspaceListener::Listen() {
   if (!sub || sub->type == REDIS_REPLY_ERROR) return;
   subscribed_ = true;
   spdlog::info("listening for key expirations on {}", channel);
+  if (ever_subscribed_ && on_resubscribed_) on_resubscribed_();
+  ever_subscribed_ = true;
   while (!stopping_) {
     void* raw = nullptr;
     if (redisGetReplyFromReader(c.get(), &raw) != REDIS_OK) break;

@@ -24,7 +24,10 @@ class KeyspaceListener {
  public:
   using Callback = std::function<void(const std::string& key)>;
 
-  KeyspaceListener(RedisClient::Options options, Callback on_expired);
+  // `on_resubscribed` runs each time the subscription is re-established
+  // after having been lost (Redis restarted or the connection broke).
+  KeyspaceListener(RedisClient::Options options, Callback on_expired,
+                   std::function<void()> on_resubscribed = nullptr);
   ~KeyspaceListener();
 
   void Start();
@@ -39,6 +42,8 @@ class KeyspaceListener {
 
   const RedisClient::Options options_;
   const Callback on_expired_;
+  const std::function<void()> on_resubscribed_;
+  bool ever_subscribed_ = false;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> subscribed_{false};
   std::thread thread_;

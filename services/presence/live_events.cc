@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "common/async_call.h"
 #include "common/grpc_util.h"
 #include "common/logging.h"
 #include "common/status_util.h"
@@ -96,19 +97,21 @@ void LiveEvents::AnnounceOffline(int64_t user_id, int64_t last_seen_ms) {
     return;
   }
   if (!*claimed) return;  // back online, or announced elsewhere
-  // Keep last-seen durably: Redis may lose it.
+  // Keep last-seen durably: Redis may lose it. Asynchronous: the frame
+  // does not wait for the write.
   internal::RecordLastSeenRequest req;
   req.add_user_ids(user_id);
   *req.mutable_last_seen_time() =
       TimeUtil::MillisecondsToTimestamp(last_seen_ms);
-  internal::RecordLastSeenResponse resp;
-  grpc::ClientContext ctx;
-  SetTimeout(&ctx, options_.storage_timeout);
-  grpc::Status s = storage_->RecordLastSeen(&ctx, req, &resp);
-  if (!s.ok()) {
-    spdlog::warn("recording last-seen failed: code {}",
-                 static_cast<int>(s.error_code()));
-  }
+  CallAsync(storage_->async(),
+            &internal::StorageService::StubInterface::async_interface::RecordLastSeen,
+            std::move(req), options_.storage_timeout,
+            [](absl::StatusOr<internal::RecordLastSeenResponse> r) {
+              if (!r.ok()) {
+                spdlog::warn("recording last-seen failed: {}",
+                             r.status().ToString());
+              }
+            });
   PushPresence(user_id, /*online=*/false, last_seen_ms);
 }
 
@@ -116,23 +119,29 @@ void LiveEvents::PushPresence(int64_t user_id, bool online,
                               int64_t last_seen_ms) {
   internal::ListContactsRequest req;
   req.set_user_id(user_id);
-  internal::ListContactsResponse contacts;
-  grpc::ClientContext ctx;
-  SetTimeout(&ctx, options_.storage_timeout);
-  grpc::Status s = storage_->ListContacts(&ctx, req, &contacts);
-  if (!s.ok()) {
-    spdlog::warn("listing contacts failed: code {}",
-                 static_cast<int>(s.error_code()));
-    return;
-  }
-  if (contacts.user_ids_size() == 0) return;
-  parley::v1::ServerFrame frame;
-  auto* p = frame.mutable_presence();
-  p->set_user_id(FormatId(user_id));
-  p->set_online(online);
-  *p->mutable_last_seen_time() = TimeUtil::MillisecondsToTimestamp(last_seen_ms);
-  Push(frame, std::vector<int64_t>(contacts.user_ids().begin(),
-                                   contacts.user_ids().end()));
+  CallAsync(
+      storage_->async(),
+      &internal::StorageService::StubInterface::async_interface::ListContacts,
+      std::move(req), options_.storage_timeout,
+      [this, user_id, online,
+       last_seen_ms](absl::StatusOr<internal::ListContactsResponse> contacts) {
+        if (!contacts.ok()) {
+          spdlog::warn("listing contacts failed: {}",
+                       contacts.status().ToString());
+          return;
+        }
+        if (contacts->user_ids_size() == 0) return;
+        auto frame = std::make_shared<parley::v1::ServerFrame>();
+        auto* p = frame->mutable_presence();
+        p->set_user_id(FormatId(user_id));
+        p->set_online(online);
+        *p->mutable_last_seen_time() =
+            TimeUtil::MillisecondsToTimestamp(last_seen_ms);
+        auto recipients = std::make_shared<std::vector<int64_t>>(
+            contacts->user_ids().begin(), contacts->user_ids().end());
+        // Route lookups block on Redis: not on a gRPC thread.
+        pool_->TrySubmit([this, frame, recipients] { Push(*frame, *recipients); });
+      });
 }
 
 void LiveEvents::OnTyping(int64_t chat_id, int64_t user_id, bool typing,
@@ -154,13 +163,19 @@ void LiveEvents::OnTypingExpired(int64_t chat_id, int64_t user_id) {
     if (!claimed.ok() || !*claimed) return;
     internal::GetChatMembersRequest req;
     req.set_chat_id(chat_id);
-    internal::GetChatMembersResponse members;
-    grpc::ClientContext ctx;
-    SetTimeout(&ctx, options_.storage_timeout);
-    if (!storage_->GetChatMembers(&ctx, req, &members).ok()) return;
-    OnTyping(chat_id, user_id, /*typing=*/false,
-             std::vector<int64_t>(members.user_ids().begin(),
-                                  members.user_ids().end()));
+    CallAsync(
+        storage_->async(),
+        &internal::StorageService::StubInterface::async_interface::GetChatMembers,
+        std::move(req), options_.storage_timeout,
+        [this, chat_id, user_id](
+            absl::StatusOr<internal::GetChatMembersResponse> members) {
+          if (!members.ok()) return;
+          auto ids = std::make_shared<std::vector<int64_t>>(
+              members->user_ids().begin(), members->user_ids().end());
+          pool_->TrySubmit([this, chat_id, user_id, ids] {
+            OnTyping(chat_id, user_id, /*typing=*/false, *ids);
+          });
+        });
   });
 }
 

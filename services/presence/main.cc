@@ -78,13 +78,20 @@ int main(int argc, char** argv) {
   parley::presence::RedisClient redis(o.redis);
   parley::presence::RouteStore routes(&redis, o.routes);
   parley::ThreadPool pool("redis", o.redis.pool_size, 100000);
-  parley::FanoutHub hub(o.gateway_queue);
+  parley::FanoutHub hub(o.gateway_queue, /*resync_on_open=*/true);
   auto storage = parley::internal::v1::StorageService::NewStub(
       parley::MakeChannel(o.storage_addr));
   parley::presence::LiveEvents events(&routes, &hub, storage.get(), &pool,
                                       o.events);
   parley::presence::KeyspaceListener listener(
-      o.redis, [&events](const std::string& key) { events.OnKeyExpired(key); });
+      o.redis, [&events](const std::string& key) { events.OnKeyExpired(key); },
+      // Redis came back (possibly empty): have every gateway re-send its
+      // routes now rather than at its next heartbeat.
+      [&hub] {
+        auto resync = std::make_shared<parley::internal::v1::Delivery>();
+        resync->set_resync_routes(true);
+        hub.Broadcast(std::move(resync));
+      });
   parley::presence::PresenceServiceImpl service(&routes, &events, &hub, &pool);
   events.Start();
   listener.Start();

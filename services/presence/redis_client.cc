@@ -113,7 +113,8 @@ absl::StatusOr<redisContext*> RedisClient::Connect() {
   return c;
 }
 
-absl::StatusOr<redisContext*> RedisClient::Acquire() {
+absl::StatusOr<redisContext*> RedisClient::Acquire(bool* reused) {
+  *reused = false;
   {
     std::unique_lock<std::mutex> lock(mu_);
     const bool got = cv_.wait_for(lock, options_.timeout, [this] {
@@ -123,6 +124,7 @@ absl::StatusOr<redisContext*> RedisClient::Acquire() {
     if (!idle_.empty()) {
       redisContext* c = idle_.back();
       idle_.pop_back();
+      *reused = true;
       return c;
     }
     ++open_;
@@ -141,15 +143,31 @@ void RedisClient::Release(redisContext* ctx, bool healthy) {
   if (healthy) {
     idle_.push_back(ctx);
   } else {
+    // One broken connection usually means Redis went away: the idle ones
+    // are most likely dead too.
     redisFree(ctx);
     --open_;
+    for (redisContext* c : idle_) redisFree(c);
+    open_ -= static_cast<int>(idle_.size());
+    idle_.clear();
   }
-  cv_.notify_one();
+  cv_.notify_all();
 }
 
 absl::StatusOr<std::vector<RedisReply>> RedisClient::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
-  auto ctx = Acquire();
+  // A pooled connection may have died with a Redis restart: try once more
+  // on a fresh one. Every caller's commands are safe to repeat.
+  for (int attempt = 0;; ++attempt) {
+    bool reused = false;
+    auto replies = PipelineOnce(commands, &reused);
+    if (replies.ok() || !reused || attempt > 0) return replies;
+  }
+}
+
+absl::StatusOr<std::vector<RedisReply>> RedisClient::PipelineOnce(
+    const std::vector<std::vector<std::string>>& commands, bool* reused) {
+  auto ctx = Acquire(reused);
   if (!ctx.ok()) return ctx.status();
   redisContext* c = *ctx;
   for (const auto& args : commands) {

@@ -55,7 +55,11 @@ class RedisClient {
   absl::StatusOr<RedisReply> Command(const std::vector<std::string>& args);
 
  private:
-  absl::StatusOr<redisContext*> Acquire();
+  // A pooled connection; `*reused` tells whether it sat idle in the pool
+  // (and so may have been closed by a Redis restart meanwhile).
+  absl::StatusOr<redisContext*> Acquire(bool* reused);
+  absl::StatusOr<std::vector<RedisReply>> PipelineOnce(
+      const std::vector<std::vector<std::string>>& commands, bool* reused);
   void Release(redisContext* ctx, bool healthy);
   absl::StatusOr<redisContext*> Connect();
 
