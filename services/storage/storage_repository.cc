@@ -595,10 +595,13 @@ absl::StatusOr<iv1::ChatEventResult> StorageRepository::AddMembers(
                        " members"));
     }
     tx.exec_params(
-        "INSERT INTO chat_members (chat_id, user_id, role) "
-        "SELECT $1::bigint, t.u, $2::smallint FROM unnest($3::bigint[]) WITH "
-        "ORDINALITY "
-        "AS t(u, ord) ORDER BY t.ord",
+        // Messages from before joining do not count as unread for a new
+        // member (the history stays readable).
+        "INSERT INTO chat_members (chat_id, user_id, role, read_seq, "
+        "delivered_seq) "
+        "SELECT $1::bigint, t.u, $2::smallint, c.last_seq, c.last_seq "
+        "FROM unnest($3::bigint[]) WITH ORDINALITY AS t(u, ord), chats c "
+        "WHERE c.chat_id = $1::bigint ORDER BY t.ord",
         chat_id, kRoleMember, IdArray(added));
     return AppendMembersChanged(tx, chat_id, actor, 0, &result);
   });

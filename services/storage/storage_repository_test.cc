@@ -1024,6 +1024,21 @@ TEST_F(StorageTest, UnreadCountsOthersUndeletedMessagesAboveReadSeq) {
   EXPECT_EQ(GetChat(a, 987654321).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(StorageTest, EarlierHistoryIsNotUnreadForANewMember) {
+  const int64_t admin = NewUser();
+  const int64_t early = NewUser();
+  const int64_t late = NewUser();
+  const int64_t chat = NewGroup(admin, {early});
+  Send(chat, admin);
+  Send(chat, admin);
+  ASSERT_TRUE(Add(admin, chat, {late}).ok());  // seq 3
+  EXPECT_EQ(GetChat(late, chat)->unread_count(), 0u);
+  EXPECT_EQ(GetChat(early, chat)->unread_count(), 2u);
+  Send(chat, admin);  // seq 4
+  EXPECT_EQ(GetChat(late, chat)->unread_count(), 1u);
+  EXPECT_EQ(GetChat(early, chat)->unread_count(), 3u);
+}
+
 // --------------------------------------------------------------- receipts
 
 TEST_F(StorageTest, ReceiptsNeverMoveBackwards) {
