@@ -195,9 +195,14 @@ int Run(const Options& o) {
     }
     const int presence_rounds = std::max(1, o.rounds / 20);
     for (int i = 0; i < presence_rounds; ++i) {
+      // A's device has a connection of its own, as a real second client
+      // would: closing it is what the gateway sees.
+      auto achannel =
+          grpc::CreateChannel(o.gateway, grpc::InsecureChannelCredentials());
+      auto achat = v1::ChatService::NewStub(achannel);
       auto actx = std::make_unique<grpc::ClientContext>();
       const auto t0 = Clock::now();
-      auto astream = Open(chat.get(), actx.get(), a);
+      auto astream = Open(achat.get(), actx.get(), a);
       if (!reader.Wait(
               [&](const v1::ServerFrame& f) {
                 return f.has_presence() && f.presence().user_id() == a.id &&
@@ -211,6 +216,9 @@ int Run(const Options& o) {
       const auto t1 = Clock::now();
       actx->TryCancel();
       astream->Finish();
+      astream.reset();
+      achat.reset();
+      achannel.reset();
       if (!reader.Wait(
               [&](const v1::ServerFrame& f) {
                 return f.has_presence() && f.presence().user_id() == a.id &&
