@@ -1,5 +1,10 @@
 #include "common/validation.h"
 
+#include <iterator>
+
+#include <unicode/uchar.h>
+#include <unicode/ustring.h>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -146,6 +151,38 @@ absl::Status ValidateGroupTitle(absl::string_view title) {
     return Invalid("title", "must not contain control characters");
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateEmoji(absl::string_view emoji) {
+  if (emoji.empty()) return Invalid("emoji", "is required");
+  if (emoji.size() > kMaxEmojiBytes) {
+    return Invalid("emoji", "must be at most 32 bytes");
+  }
+  if (!IsValidUtf8(emoji)) return Invalid("emoji", "must be valid UTF-8");
+  UChar utf16[2 * kMaxEmojiBytes];
+  int32_t length = 0;
+  UErrorCode error = U_ZERO_ERROR;
+  u_strFromUTF8(utf16, static_cast<int32_t>(std::size(utf16)), &length,
+                emoji.data(), static_cast<int32_t>(emoji.size()), &error);
+  if (U_FAILURE(error)) return Invalid("emoji", "must be valid UTF-8");
+  for (int32_t i = 0; i < length;) {
+    UChar32 c;
+    U16_NEXT(utf16, i, length, c);
+    if (u_isUWhiteSpace(c) || u_charType(c) == U_CONTROL_CHAR) {
+      return Invalid("emoji", "must not contain whitespace or control characters");
+    }
+  }
+  if (u_stringHasBinaryProperty(utf16, length, UCHAR_RGI_EMOJI)) {
+    return absl::OkStatus();
+  }
+  // A bare emoji code point without its presentation selector ("❤").
+  UChar32 first;
+  int32_t k = 0;
+  U16_NEXT(utf16, k, length, first);
+  if (k == length && first > 0x7F && u_hasBinaryProperty(first, UCHAR_EMOJI)) {
+    return absl::OkStatus();
+  }
+  return Invalid("emoji", "must be exactly one emoji");
 }
 
 absl::StatusOr<int32_t> NormalizePageSize(int32_t page_size,

@@ -19,6 +19,7 @@ namespace parley {
 inline constexpr size_t kMaxTextBytes = 16 * 1024;
 inline constexpr size_t kMaxClientMessageIdChars = 64;
 inline constexpr size_t kMaxTitleChars = 200;
+inline constexpr size_t kMaxEmojiBytes = 32;
 inline constexpr size_t kMaxDisplayNameChars = 64;
 inline constexpr size_t kMinPasswordChars = 8;
 // Longer passwords are refused rather than hashed, so that a client cannot
@@ -44,6 +45,11 @@ absl::StatusOr<std::string> NormalizeDisplayName(absl::string_view display_name,
 absl::Status ValidateMessageText(absl::string_view text, bool required = true);
 absl::Status ValidateClientMessageId(absl::string_view id);
 absl::Status ValidateGroupTitle(absl::string_view title);
+// One emoji: at most 32 bytes of UTF-8, no whitespace or control characters,
+// and either an RGI emoji sequence (Unicode's recommended-for-general-
+// interchange set: keycaps, flags, modifiers, ZWJ sequences) or a single
+// non-ASCII code point with the Emoji property.
+absl::Status ValidateEmoji(absl::string_view emoji);
 // 0 -> 50, capped at 500, negative -> INVALID_ARGUMENT.
 absl::StatusOr<int32_t> NormalizePageSize(int32_t page_size,
                                           absl::string_view field = "page_size");

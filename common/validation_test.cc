@@ -97,6 +97,34 @@ TEST(ValidationTest, GroupTitle) {
   ExpectInvalid(ValidateGroupTitle("a\x01"), "title");
 }
 
+TEST(ValidationTest, Emoji) {
+  for (const char* ok : {
+           "\xF0\x9F\x91\x8D",                      // 👍
+           "\xE2\x9D\xA4\xEF\xB8\x8F",             // ❤️ (with VS16)
+           "\xE2\x9D\xA4",                          // ❤ (bare)
+           "\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD",  // 👍🏽 skin tone
+           "\xF0\x9F\x87\xAB\xF0\x9F\x87\xB7",  // 🇫🇷 flag
+           "1\xEF\xB8\x8F\xE2\x83\xA3",           // 1️⃣ keycap
+           // 👩‍💻 ZWJ sequence
+           "\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB",
+       }) {
+    EXPECT_TRUE(ValidateEmoji(ok).ok()) << ValidateEmoji(ok) << " " << ::testing::PrintToString(std::string(ok));
+  }
+  for (const char* bad : {
+           "", "a", "1", "#", ":)", "\xF0\x9F\x91\x8D\xF0\x9F\x91\x8D",  // two
+           "\xF0\x9F\x91\x8D ",                     // trailing space
+           " \xF0\x9F\x91\x8D",
+           "\xF0\x9F\x91",                          // truncated
+           "\xC3\xA9",                               // é
+           "\xE2\x80\x8D",                          // lone ZWJ
+       }) {
+    ExpectInvalid(ValidateEmoji(bad), "emoji");
+  }
+  ExpectInvalid(ValidateEmoji(std::string(33, 'a')), "emoji");
+  ExpectInvalid(ValidateEmoji(std::string("\xF0\x9F\x91\x8D\0", 5)),
+                "emoji");
+}
+
 TEST(ValidationTest, PageSize) {
   EXPECT_EQ(*NormalizePageSize(0), 50);
   EXPECT_EQ(*NormalizePageSize(1), 1);

@@ -17,7 +17,7 @@ export PARLEY_ROOT
 PARLEY_APT_PACKAGES=(
   cmake g++ pkg-config ninja-build ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libpqxx-dev libpq-dev libhiredis-dev libsodium-dev libspdlog-dev
+  libabsl-dev libpqxx-dev libpq-dev libhiredis-dev libsodium-dev libicu-dev libspdlog-dev
   libboost1.81-dev libgtest-dev libgmock-dev libbenchmark-dev
   postgresql redis-server openssl docker-compose
 )

@@ -266,6 +266,81 @@ grpc::ServerUnaryReactor* ChatServiceImpl::SyncChat(
   });
 }
 
+grpc::ServerUnaryReactor* ChatServiceImpl::EditMessage(
+    grpc::CallbackServerContext* ctx, const v1::EditMessageRequest* req,
+    v1::Message* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    auto chat = ParseId("chat_id", req->chat_id());
+    if (!chat.ok()) return Fail(reactor, chat.status());
+    auto message = ParseId("message_id", req->message_id());
+    if (!message.ok()) return Fail(reactor, message.status());
+    internal::EditMessageRequest r;
+    r.set_actor_user_id(user);
+    r.set_chat_id(*chat);
+    r.set_message_id(*message);
+    r.set_text(req->text());
+    CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::EditMessage,
+              std::move(r), timeout, FinishWith(reactor, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::DeleteMessage(
+    grpc::CallbackServerContext* ctx, const v1::DeleteMessageRequest* req,
+    v1::Message* resp) {
+  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
+                                       auto timeout) {
+    auto chat = ParseId("chat_id", req->chat_id());
+    if (!chat.ok()) return Fail(reactor, chat.status());
+    auto message = ParseId("message_id", req->message_id());
+    if (!message.ok()) return Fail(reactor, message.status());
+    internal::DeleteMessageRequest r;
+    r.set_actor_user_id(user);
+    r.set_chat_id(*chat);
+    r.set_message_id(*message);
+    CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::DeleteMessage,
+              std::move(r), timeout, FinishWith(reactor, resp));
+  });
+}
+
+template <typename PublicRequest>
+grpc::ServerUnaryReactor* ChatServiceImpl::React(
+    grpc::CallbackServerContext* ctx, const PublicRequest* req,
+    v1::Message* resp, bool add) {
+  return Authed(ctx, [this, req, resp, add](int64_t user, auto* reactor,
+                                            auto timeout) {
+    auto chat = ParseId("chat_id", req->chat_id());
+    if (!chat.ok()) return Fail(reactor, chat.status());
+    auto message = ParseId("message_id", req->message_id());
+    if (!message.ok()) return Fail(reactor, message.status());
+    internal::ReactionRequest r;
+    r.set_actor_user_id(user);
+    r.set_chat_id(*chat);
+    r.set_message_id(*message);
+    r.set_emoji(req->emoji());
+    using Method = void (MessageAsync::*)(
+        grpc::ClientContext*, const internal::ReactionRequest*, v1::Message*,
+        std::function<void(grpc::Status)>);
+    const Method method =
+        add ? static_cast<Method>(&MessageAsync::AddReaction)
+            : static_cast<Method>(&MessageAsync::RemoveReaction);
+    CallAsync(messages_->ForChat(*chat)->async(), method, std::move(r), timeout,
+              FinishWith(reactor, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::AddReaction(
+    grpc::CallbackServerContext* ctx, const v1::AddReactionRequest* req,
+    v1::Message* resp) {
+  return React(ctx, req, resp, /*add=*/true);
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::RemoveReaction(
+    grpc::CallbackServerContext* ctx, const v1::RemoveReactionRequest* req,
+    v1::Message* resp) {
+  return React(ctx, req, resp, /*add=*/false);
+}
+
 void ChatServiceImpl::Typing(int64_t user_id, int64_t chat_id, bool typing,
                              std::chrono::milliseconds timeout,
                              std::function<void(absl::Status)> done) {

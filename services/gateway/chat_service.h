@@ -65,6 +65,22 @@ class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
   grpc::ServerUnaryReactor* SyncChat(grpc::CallbackServerContext* ctx,
                                      const parley::v1::SyncChatRequest* req,
                                      parley::v1::SyncChatResponse* resp) override;
+  grpc::ServerUnaryReactor* EditMessage(
+      grpc::CallbackServerContext* ctx,
+      const parley::v1::EditMessageRequest* req,
+      parley::v1::Message* resp) override;
+  grpc::ServerUnaryReactor* DeleteMessage(
+      grpc::CallbackServerContext* ctx,
+      const parley::v1::DeleteMessageRequest* req,
+      parley::v1::Message* resp) override;
+  grpc::ServerUnaryReactor* AddReaction(
+      grpc::CallbackServerContext* ctx,
+      const parley::v1::AddReactionRequest* req,
+      parley::v1::Message* resp) override;
+  grpc::ServerUnaryReactor* RemoveReaction(
+      grpc::CallbackServerContext* ctx,
+      const parley::v1::RemoveReactionRequest* req,
+      parley::v1::Message* resp) override;
   grpc::ServerUnaryReactor* MarkRead(grpc::CallbackServerContext* ctx,
                                      const parley::v1::MarkReadRequest* req,
                                      google::protobuf::Empty* resp) override;
@@ -82,6 +98,11 @@ class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
   void OnAckFrame(int64_t user_id, const parley::v1::AckFrame& frame) override;
 
  private:
+  // Parses chat_id and message_id and forwards a reaction change.
+  template <typename PublicRequest>
+  grpc::ServerUnaryReactor* React(grpc::CallbackServerContext* ctx,
+                                  const PublicRequest* req,
+                                  parley::v1::Message* resp, bool add);
   // Checks membership, then starts/refreshes/stops the typing indicator.
   void Typing(int64_t user_id, int64_t chat_id, bool typing,
               std::chrono::milliseconds timeout,

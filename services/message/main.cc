@@ -22,6 +22,8 @@ ABSL_FLAG(int, node_id, 0,
           "Node id (0-1023) in message ids; unique per message instance.");
 ABSL_FLAG(int, storage_timeout_ms, 5000, "Deadline of calls to storage.");
 ABSL_FLAG(int, presence_timeout_ms, 1000, "Deadline of calls to presence.");
+ABSL_FLAG(int, max_reactions_per_message, 20,
+          "Most distinct emoji one message may hold.");
 ABSL_FLAG(int, gateway_queue, 100000,
           "Deliveries queued per gateway stream before it is dropped.");
 
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
       std::chrono::milliseconds(absl::GetFlag(FLAGS_storage_timeout_ms));
   o.service.presence_timeout =
       std::chrono::milliseconds(absl::GetFlag(FLAGS_presence_timeout_ms));
+  o.service.max_reactions_per_message =
+      absl::GetFlag(FLAGS_max_reactions_per_message);
 
   auto ids = parley::IdGenerator::Create(o.node_id);
   if (!ids.ok()) {

@@ -33,6 +33,35 @@ absl::Status ValidateSend(const internal::AppendMessageRequest& req) {
   return ValidateMessageText(req.text(), /*required=*/req.file_id() == 0);
 }
 
+absl::Status ValidateTarget(int64_t actor, int64_t chat_id, int64_t message_id) {
+  if (actor <= 0) {
+    return absl::InvalidArgumentError("actor_user_id: must be positive");
+  }
+  if (chat_id <= 0) {
+    return absl::InvalidArgumentError("chat_id: is not a valid id");
+  }
+  if (message_id <= 0) {
+    return absl::InvalidArgumentError("message_id: is not a valid id");
+  }
+  return absl::OkStatus();
+}
+
+// The message an event carries, whatever its kind.
+const parley::v1::Message* EventMessage(const parley::v1::ChatEvent& e) {
+  switch (e.event_case()) {
+    case parley::v1::ChatEvent::kMessageCreated:
+      return &e.message_created();
+    case parley::v1::ChatEvent::kMessageEdited:
+      return &e.message_edited();
+    case parley::v1::ChatEvent::kMessageDeleted:
+      return &e.message_deleted();
+    case parley::v1::ChatEvent::kReactionChanged:
+      return &e.reaction_changed();
+    default:
+      return nullptr;
+  }
+}
+
 }  // namespace
 
 MessageServiceImpl::MessageServiceImpl(
@@ -111,6 +140,93 @@ grpc::ServerUnaryReactor* MessageServiceImpl::RemoveMember(
 grpc::ServerWriteReactor<internal::Delivery>* MessageServiceImpl::Subscribe(
     grpc::CallbackServerContext* ctx, const internal::SubscribeRequest* req) {
   return hub_->Open(req->gateway_id());
+}
+
+template <typename Request>
+grpc::ServerUnaryReactor* MessageServiceImpl::AppendEvent(
+    grpc::CallbackServerContext* ctx,
+    void (StorageAsync::*method)(grpc::ClientContext*, const Request*,
+                                 internal::ChatEventResult*,
+                                 std::function<void(grpc::Status)>),
+    Request request, parley::v1::Message* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  CallAsync(storage_->async(), method, std::move(request),
+            RemainingOr(ctx->deadline(), options_.storage_timeout),
+            [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
+              if (!r.ok()) {
+                reactor->Finish(ToGrpcStatus(r.status()));
+                return;
+              }
+              const parley::v1::Message* m = EventMessage(r->event());
+              if (m == nullptr) {
+                reactor->Finish(ToGrpcStatus(
+                    absl::InternalError("storage returned no message")));
+                return;
+              }
+              *resp = *m;
+              reactor->Finish(grpc::Status::OK);
+              if (!r->duplicate()) {
+                FanoutEvent(r->event(), r->recipient_user_ids());
+              }
+            });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessageServiceImpl::EditMessage(
+    grpc::CallbackServerContext* ctx, const internal::EditMessageRequest* req,
+    parley::v1::Message* resp) {
+  absl::Status valid =
+      ValidateTarget(req->actor_user_id(), req->chat_id(), req->message_id());
+  if (valid.ok()) valid = ValidateMessageText(req->text());
+  if (!valid.ok()) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  return AppendEvent(ctx, &StorageAsync::EditMessage, *req, resp);
+}
+
+grpc::ServerUnaryReactor* MessageServiceImpl::DeleteMessage(
+    grpc::CallbackServerContext* ctx, const internal::DeleteMessageRequest* req,
+    parley::v1::Message* resp) {
+  if (absl::Status valid = ValidateTarget(req->actor_user_id(), req->chat_id(),
+                                          req->message_id());
+      !valid.ok()) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  return AppendEvent(ctx, &StorageAsync::DeleteMessage, *req, resp);
+}
+
+grpc::ServerUnaryReactor* MessageServiceImpl::AddReaction(
+    grpc::CallbackServerContext* ctx, const internal::ReactionRequest* req,
+    parley::v1::Message* resp) {
+  absl::Status valid =
+      ValidateTarget(req->actor_user_id(), req->chat_id(), req->message_id());
+  if (valid.ok()) valid = ValidateEmoji(req->emoji());
+  if (!valid.ok()) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  internal::ReactionRequest r = *req;
+  r.set_max_distinct_emoji(options_.max_reactions_per_message);
+  return AppendEvent(ctx, &StorageAsync::AddReaction, std::move(r), resp);
+}
+
+grpc::ServerUnaryReactor* MessageServiceImpl::RemoveReaction(
+    grpc::CallbackServerContext* ctx, const internal::ReactionRequest* req,
+    parley::v1::Message* resp) {
+  absl::Status valid =
+      ValidateTarget(req->actor_user_id(), req->chat_id(), req->message_id());
+  if (valid.ok()) valid = ValidateEmoji(req->emoji());
+  if (!valid.ok()) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  return AppendEvent(ctx, &StorageAsync::RemoveReaction, *req, resp);
 }
 
 grpc::ServerUnaryReactor* MessageServiceImpl::UpdateReceipt(

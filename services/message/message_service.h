@@ -28,6 +28,8 @@ struct MessageServiceOptions {
   std::chrono::milliseconds storage_timeout{5000};
   // Deadline of each route lookup in presence.
   std::chrono::milliseconds presence_timeout{1000};
+  // Most distinct emoji one message may hold.
+  int max_reactions_per_message = 20;
 };
 
 class MessageServiceImpl final
@@ -49,6 +51,19 @@ class MessageServiceImpl final
       grpc::CallbackServerContext* ctx,
       const internal::RemoveMemberRequest* req,
       parley::v1::Chat* resp) override;
+  grpc::ServerUnaryReactor* EditMessage(
+      grpc::CallbackServerContext* ctx, const internal::EditMessageRequest* req,
+      parley::v1::Message* resp) override;
+  grpc::ServerUnaryReactor* DeleteMessage(
+      grpc::CallbackServerContext* ctx,
+      const internal::DeleteMessageRequest* req,
+      parley::v1::Message* resp) override;
+  grpc::ServerUnaryReactor* AddReaction(grpc::CallbackServerContext* ctx,
+                                        const internal::ReactionRequest* req,
+                                        parley::v1::Message* resp) override;
+  grpc::ServerUnaryReactor* RemoveReaction(
+      grpc::CallbackServerContext* ctx, const internal::ReactionRequest* req,
+      parley::v1::Message* resp) override;
   grpc::ServerUnaryReactor* UpdateReceipt(
       grpc::CallbackServerContext* ctx,
       const internal::UpdateReceiptRequest* req,
@@ -64,6 +79,16 @@ class MessageServiceImpl final
                    const google::protobuf::RepeatedField<int64_t>& recipients);
 
  private:
+  // Calls a storage method that appends one event to a chat, answers with
+  // the event's message and fans the event out (unless it was a no-op).
+  using StorageAsync = internal::StorageService::StubInterface::async_interface;
+  template <typename Request>
+  grpc::ServerUnaryReactor* AppendEvent(
+      grpc::CallbackServerContext* ctx,
+      void (StorageAsync::*method)(grpc::ClientContext*, const Request*,
+                                   internal::ChatEventResult*,
+                                   std::function<void(grpc::Status)>),
+      Request request, parley::v1::Message* resp);
   // Ends the sender's typing indicator after a message (best effort).
   void StopTyping(const parley::v1::ChatEvent& event,
                   const google::protobuf::RepeatedField<int64_t>& members);

@@ -246,6 +246,131 @@ void ReadMessage(const pqxx::row& row, int at, pv1::Message* msg) {
   }
 }
 
+// Fills the reactions of `msgs` (tombstones have none) with one query:
+// per emoji {emoji, count, user_ids}, emoji by first reaction time then
+// emoji, users in reaction order. A message may appear more than once.
+void AttachReactions(pqxx::work& tx, const std::vector<pv1::Message*>& msgs) {
+  std::map<int64_t, std::vector<pv1::Message*>> by_id;
+  for (pv1::Message* msg : msgs) {
+    msg->clear_reactions();
+    int64_t id = 0;
+    if (msg->deleted() || !absl::SimpleAtoi(msg->message_id(), &id)) continue;
+    by_id[id].push_back(msg);
+  }
+  if (by_id.empty()) return;
+  std::vector<int64_t> ids;
+  for (const auto& [id, unused] : by_id) ids.push_back(id);
+  const pqxx::result r = tx.exec_params(
+      "SELECT message_id, emoji, count(*), "
+      "string_agg(user_id::text, ',' ORDER BY create_time, ordinal) "
+      "FROM reactions WHERE message_id = ANY($1::bigint[]) "
+      "GROUP BY message_id, emoji "
+      "ORDER BY message_id, min(create_time), emoji",
+      IdArray(ids));
+  for (const auto& row : r) {
+    auto it = by_id.find(row[0].as<int64_t>());
+    if (it == by_id.end()) continue;
+    pv1::Reaction reaction;
+    reaction.set_emoji(row[1].as<std::string>());
+    reaction.set_count(row[2].as<uint64_t>());
+    for (absl::string_view user :
+         absl::StrSplit(row[3].as<std::string>(), ',', absl::SkipEmpty())) {
+      reaction.add_user_ids(std::string(user));
+    }
+    for (pv1::Message* msg : it->second) *msg->add_reactions() = reaction;
+  }
+}
+
+// The Message slot of `event` for a message event kind, or nullptr.
+pv1::Message* EventMessage(pv1::ChatEvent* event, int kind) {
+  switch (kind) {
+    case kEventMessageCreated:
+      return event->mutable_message_created();
+    case kEventMessageEdited:
+      return event->mutable_message_edited();
+    case kEventMessageDeleted:
+      return event->mutable_message_deleted();
+    case kEventReactionChanged:
+      return event->mutable_reaction_changed();
+    default:
+      return nullptr;
+  }
+}
+
+// The message a change applies to, read under the chat row lock.
+struct TargetMessage {
+  Membership member;
+  int64_t sender = 0;
+  bool deleted = false;
+  bool has_file = false;
+  std::string text;
+};
+
+// Locks the chat row (serialising every change of the chat), then checks
+// membership and that the message belongs to the chat.
+absl::StatusOr<TargetMessage> LockTarget(pqxx::work& tx, int64_t chat_id,
+                                         int64_t actor, int64_t message_id) {
+  absl::StatusOr<Membership> me = CheckMember(tx, chat_id, actor, true);
+  if (!me.ok()) return me.status();
+  const pqxx::result r = tx.exec_params(
+      "SELECT sender_id, deleted, file_id IS NOT NULL, text FROM messages "
+      "WHERE message_id = $1 AND chat_id = $2",
+      message_id, chat_id);
+  if (r.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "message_id: message ", message_id, " not found in this chat"));
+  }
+  TargetMessage target;
+  target.member = *me;
+  target.sender = r[0][0].as<int64_t>();
+  target.deleted = r[0][1].as<bool>();
+  target.has_file = r[0][2].as<bool>();
+  target.text = r[0][3].as<std::string>();
+  return target;
+}
+
+// Ends a message change: when `changed`, takes the chat's next seq and
+// records an event of `kind`; fills `result` with the event carrying the
+// current message, the chat as `actor` sees it and every member as
+// recipient. Unchanged: no event, event.seq 0, duplicate=true.
+absl::Status FinishMessageChange(pqxx::work& tx, int64_t chat_id,
+                                 int64_t actor, int64_t message_id, int kind,
+                                 bool changed, iv1::ChatEventResult* result) {
+  pv1::ChatEvent* event = result->mutable_event();
+  event->set_chat_id(FormatId(chat_id));
+  if (changed) {
+    // The chat row is already locked by LockTarget. Activity order
+    // (last_event_time) follows messages and membership only.
+    const pqxx::result bumped = tx.exec_params(
+        "UPDATE chats SET last_seq = last_seq + 1 WHERE chat_id = $1 "
+        "RETURNING last_seq",
+        chat_id);
+    if (bumped.empty()) return ChatNotFound(chat_id);
+    const int64_t seq = bumped[0][0].as<int64_t>();
+    const pqxx::result ev = tx.exec_params(
+        "INSERT INTO chat_events (chat_id, seq, kind, message_id) "
+        "VALUES ($1, $2, $3, $4) RETURNING " PARLEY_US("create_time"),
+        chat_id, seq, kind, message_id);
+    event->set_seq(static_cast<uint64_t>(seq));
+    *event->mutable_create_time() = TimestampFromUs(ev[0][0].as<int64_t>());
+  }
+  const pqxx::result m = tx.exec_params(
+      absl::StrCat("SELECT ", kMessageColumns,
+                   " FROM messages m WHERE m.message_id = $1"),
+      message_id);
+  if (m.empty()) return absl::InternalError("changed message vanished");
+  pv1::Message* msg = EventMessage(event, kind);
+  if (msg == nullptr) return absl::InternalError("unknown event kind");
+  ReadMessage(m[0], 0, msg);
+  AttachReactions(tx, {msg});
+  absl::StatusOr<pv1::Chat> chat = LoadChat(tx, actor, chat_id);
+  if (!chat.ok()) return chat.status();
+  for (int64_t id : MemberIds(*chat)) result->add_recipient_user_ids(id);
+  *result->mutable_chat() = std::move(*chat);
+  result->set_duplicate(!changed);
+  return absl::OkStatus();
+}
+
 // Bumps the chat's seq, records a members_changed event carrying the chat
 // after the change, and fills `result` for `actor`. `also_notify` (when
 // non-zero) is added to the recipients.
@@ -299,6 +424,7 @@ absl::Status LoadOriginalMessage(pqxx::work& tx, int64_t message_id,
   if (r.empty()) return absl::InternalError("message without its event");
   pv1::ChatEvent* event = result->mutable_event();
   ReadMessage(r[0], 2, event->mutable_message_created());
+  AttachReactions(tx, {event->mutable_message_created()});
   event->set_chat_id(event->message_created().chat_id());
   event->set_seq(r[0][0].as<uint64_t>());
   *event->mutable_create_time() = TimestampFromUs(r[0][1].as<int64_t>());
@@ -753,12 +879,15 @@ absl::StatusOr<iv1::ChatEventResult> StorageRepository::AppendMessage(
     s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
       result.Clear();
       const pqxx::result prior = tx.exec_params(
-          "SELECT message_id, chat_id, content_hash FROM messages "
+          "SELECT message_id, chat_id, content_hash, deleted FROM messages "
           "WHERE sender_id = $1 AND client_message_id = $2",
           sender, req.client_message_id());
       if (!prior.empty()) {
+        // Deleting clears the content hash (it is derived from the text), so
+        // a retry of a deleted message is only matched by chat.
         if (prior[0][1].as<int64_t>() != chat_id ||
-            pqxx::binarystring(prior[0][2]).str() != content_hash) {
+            (!prior[0][3].as<bool>() &&
+             pqxx::binarystring(prior[0][2]).str() != content_hash)) {
           return absl::AlreadyExistsError(
               "client_message_id: already used for a different message");
         }
@@ -846,6 +975,9 @@ absl::StatusOr<pv1::ListMessagesResponse> StorageRepository::ListMessages(
         req.chat_id(), before, page_size + 1);
     const int64_t n = std::min<int64_t>(page_size, r.size());
     for (int64_t i = 0; i < n; ++i) ReadMessage(r[i], 0, resp.add_messages());
+    std::vector<pv1::Message*> page;
+    for (pv1::Message& msg : *resp.mutable_messages()) page.push_back(&msg);
+    AttachReactions(tx, page);
     if (static_cast<int64_t>(r.size()) > page_size) {
       resp.set_next_before_seq(resp.messages(n - 1).seq());
     }
@@ -876,6 +1008,7 @@ absl::StatusOr<pv1::SyncChatResponse> StorageRepository::SyncChat(
                      "ORDER BY e.seq LIMIT $3"),
         req.chat_id(), after, page_size + 1);
     const int64_t n = std::min<int64_t>(page_size, r.size());
+    std::vector<pv1::Message*> with_message;
     for (int64_t i = 0; i < n; ++i) {
       const pqxx::row row = r[i];
       pv1::ChatEvent* event = resp.add_events();
@@ -892,30 +1025,194 @@ absl::StatusOr<pv1::SyncChatResponse> StorageRepository::SyncChat(
         continue;
       }
       if (row[4].is_null()) return absl::InternalError("event without message");
-      pv1::Message* msg = nullptr;
-      switch (kind) {
-        case kEventMessageCreated:
-          msg = event->mutable_message_created();
-          break;
-        case kEventMessageEdited:
-          msg = event->mutable_message_edited();
-          break;
-        case kEventMessageDeleted:
-          msg = event->mutable_message_deleted();
-          break;
-        case kEventReactionChanged:
-          msg = event->mutable_reaction_changed();
-          break;
-        default:
-          return absl::InternalError("unknown event kind");
-      }
+      pv1::Message* msg = EventMessage(event, kind);
+      if (msg == nullptr) return absl::InternalError("unknown event kind");
       ReadMessage(row, 4, msg);
+      with_message.push_back(msg);
     }
+    AttachReactions(tx, with_message);
     resp.set_has_more(static_cast<int64_t>(r.size()) > page_size);
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
   return resp;
+}
+
+namespace {
+
+// INVALID_ARGUMENT unless the actor, chat and message ids are positive.
+absl::Status RequireTargetIds(int64_t actor, int64_t chat_id,
+                              int64_t message_id) {
+  if (auto s = RequireId("actor_user_id", actor); !s.ok()) return s;
+  if (auto s = RequireId("chat_id", chat_id); !s.ok()) return s;
+  return RequireId("message_id", message_id);
+}
+
+}  // namespace
+
+absl::StatusOr<iv1::ChatEventResult> StorageRepository::EditMessage(
+    const iv1::EditMessageRequest& req) {
+  const int64_t actor = req.actor_user_id();
+  const int64_t chat_id = req.chat_id();
+  const int64_t message_id = req.message_id();
+  if (auto s = RequireTargetIds(actor, chat_id, message_id); !s.ok()) return s;
+  iv1::ChatEventResult result;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    result.Clear();
+    absl::StatusOr<TargetMessage> target =
+        LockTarget(tx, chat_id, actor, message_id);
+    if (!target.ok()) return target.status();
+    if (target->sender != actor) {
+      return absl::PermissionDeniedError(
+          "actor_user_id: only the sender can edit a message");
+    }
+    if (target->deleted) {
+      return absl::FailedPreconditionError(
+          "message_id: a deleted message cannot be edited");
+    }
+    if (target->text == req.text()) {
+      return FinishMessageChange(tx, chat_id, actor, message_id,
+                                 kEventMessageEdited, false, &result);
+    }
+    if (req.text().empty() && !target->has_file) {
+      return absl::InvalidArgumentError(
+          "text: must not be empty for a message without a file");
+    }
+    // Keep the version being replaced, with the time it was written.
+    tx.exec_params(
+        "INSERT INTO message_edits (message_id, version, text, create_time) "
+        "SELECT m.message_id, 1 + coalesce((SELECT max(e.version) "
+        "  FROM message_edits e WHERE e.message_id = m.message_id), 0), "
+        "m.text, coalesce(m.edit_time, m.create_time) "
+        "FROM messages m WHERE m.message_id = $1",
+        message_id);
+    tx.exec_params(
+        "UPDATE messages SET text = $2, edit_time = now() "
+        "WHERE message_id = $1",
+        message_id, req.text());
+    return FinishMessageChange(tx, chat_id, actor, message_id,
+                               kEventMessageEdited, true, &result);
+  });
+  if (!s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<iv1::ChatEventResult> StorageRepository::DeleteMessage(
+    const iv1::DeleteMessageRequest& req) {
+  const int64_t actor = req.actor_user_id();
+  const int64_t chat_id = req.chat_id();
+  const int64_t message_id = req.message_id();
+  if (auto s = RequireTargetIds(actor, chat_id, message_id); !s.ok()) return s;
+  iv1::ChatEventResult result;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    result.Clear();
+    absl::StatusOr<TargetMessage> target =
+        LockTarget(tx, chat_id, actor, message_id);
+    if (!target.ok()) return target.status();
+    const bool group_admin = target->member.type != kChatDirect &&
+                             target->member.role == kRoleAdmin;
+    if (target->sender != actor && !group_admin) {
+      return absl::PermissionDeniedError(
+          "actor_user_id: only the sender or a group admin can delete a "
+          "message");
+    }
+    if (target->deleted) {
+      return FinishMessageChange(tx, chat_id, actor, message_id,
+                                 kEventMessageDeleted, false, &result);
+    }
+    // A tombstone: nothing derived from the content survives (the content
+    // hash included); seq, sender, reply and times stay.
+    tx.exec_params("DELETE FROM reactions WHERE message_id = $1", message_id);
+    tx.exec_params("DELETE FROM message_edits WHERE message_id = $1",
+                   message_id);
+    tx.exec_params(
+        "UPDATE messages SET text = '', file_id = NULL, deleted = true, "
+        "content_hash = ''::bytea WHERE message_id = $1",
+        message_id);
+    return FinishMessageChange(tx, chat_id, actor, message_id,
+                               kEventMessageDeleted, true, &result);
+  });
+  if (!s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<iv1::ChatEventResult> StorageRepository::AddReaction(
+    const iv1::ReactionRequest& req) {
+  const int64_t actor = req.actor_user_id();
+  const int64_t chat_id = req.chat_id();
+  const int64_t message_id = req.message_id();
+  if (auto s = RequireTargetIds(actor, chat_id, message_id); !s.ok()) return s;
+  if (req.emoji().empty()) {
+    return absl::InvalidArgumentError("emoji: must not be empty");
+  }
+  if (req.max_distinct_emoji() < 0) {
+    return absl::InvalidArgumentError(
+        "max_distinct_emoji: must not be negative");
+  }
+  const int64_t max_distinct = req.max_distinct_emoji() == 0
+                                   ? kDefaultMaxDistinctEmoji
+                                   : req.max_distinct_emoji();
+  iv1::ChatEventResult result;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    result.Clear();
+    absl::StatusOr<TargetMessage> target =
+        LockTarget(tx, chat_id, actor, message_id);
+    if (!target.ok()) return target.status();
+    if (target->deleted) {
+      return absl::FailedPreconditionError(
+          "message_id: cannot react to a deleted message");
+    }
+    const pqxx::row have = tx.exec_params1(
+        "SELECT count(DISTINCT emoji), coalesce(bool_or(emoji = $2), false), "
+        "coalesce(bool_or(emoji = $2 AND user_id = $3), false) "
+        "FROM reactions WHERE message_id = $1",
+        message_id, req.emoji(), actor);
+    if (have[2].as<bool>()) {
+      return FinishMessageChange(tx, chat_id, actor, message_id,
+                                 kEventReactionChanged, false, &result);
+    }
+    if (!have[1].as<bool>() && have[0].as<int64_t>() >= max_distinct) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "emoji: at most ", max_distinct, " distinct reactions per message"));
+    }
+    tx.exec_params(
+        "INSERT INTO reactions (message_id, user_id, emoji) "
+        "VALUES ($1, $2, $3)",
+        message_id, actor, req.emoji());
+    return FinishMessageChange(tx, chat_id, actor, message_id,
+                               kEventReactionChanged, true, &result);
+  });
+  if (!s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<iv1::ChatEventResult> StorageRepository::RemoveReaction(
+    const iv1::ReactionRequest& req) {
+  const int64_t actor = req.actor_user_id();
+  const int64_t chat_id = req.chat_id();
+  const int64_t message_id = req.message_id();
+  if (auto s = RequireTargetIds(actor, chat_id, message_id); !s.ok()) return s;
+  if (req.emoji().empty()) {
+    return absl::InvalidArgumentError("emoji: must not be empty");
+  }
+  iv1::ChatEventResult result;
+  absl::Status s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
+    result.Clear();
+    absl::StatusOr<TargetMessage> target =
+        LockTarget(tx, chat_id, actor, message_id);
+    if (!target.ok()) return target.status();
+    const bool removed =
+        !tx.exec_params(
+               "DELETE FROM reactions "
+               "WHERE message_id = $1 AND user_id = $2 AND emoji = $3 "
+               "RETURNING 1",
+               message_id, actor, req.emoji())
+             .empty();
+    return FinishMessageChange(tx, chat_id, actor, message_id,
+                               kEventReactionChanged, removed, &result);
+  });
+  if (!s.ok()) return s;
+  return result;
 }
 
 absl::StatusOr<iv1::UpdateReceiptResponse> StorageRepository::UpdateReceipt(

@@ -32,6 +32,8 @@ namespace parley::storage {
 // Request size limits of RecordLastSeen and GetVisibleUsers.
 inline constexpr int kMaxRecordLastSeenUsers = 10000;
 inline constexpr int kMaxVisibleUsers = 500;
+// Distinct emoji per message when ReactionRequest.max_distinct_emoji is 0.
+inline constexpr int kDefaultMaxDistinctEmoji = 20;
 
 class StorageRepository {
  public:
@@ -74,6 +76,34 @@ class StorageRepository {
       const internal::v1::ListMessagesRequest& req);
   absl::StatusOr<v1::SyncChatResponse> SyncChat(
       const internal::v1::SyncChatRequest& req);
+
+  // Edits, deletes and reactions. Each change records one chat event (next
+  // seq, same transaction) carrying the message's current state; a call
+  // that changes nothing records none and answers duplicate=true with the
+  // current message in the event (event.seq 0). Recipients are all members.
+  // Common errors: INVALID_ARGUMENT for ids <= 0, NOT_FOUND "chat_id: ..."
+  // for an unknown chat, PERMISSION_DENIED for a non-member, NOT_FOUND
+  // "message_id: ..." for a message not in the chat.
+  //
+  // Sender only (else PERMISSION_DENIED); FAILED_PRECONDITION for a deleted
+  // message. The replaced text is kept in message_edits. The same text again
+  // is a duplicate.
+  absl::StatusOr<internal::v1::ChatEventResult> EditMessage(
+      const internal::v1::EditMessageRequest& req);
+  // The sender, or an admin of a group chat (else PERMISSION_DENIED). Leaves
+  // a tombstone (no text, file, reactions or edit history; seq, sender and
+  // times kept). Deleting a deleted message is a duplicate.
+  absl::StatusOr<internal::v1::ChatEventResult> DeleteMessage(
+      const internal::v1::DeleteMessageRequest& req);
+  // Idempotent per (user, message, emoji). FAILED_PRECONDITION for a deleted
+  // message; RESOURCE_EXHAUSTED when the emoji is new and the message
+  // already has max_distinct_emoji (0: kDefaultMaxDistinctEmoji) distinct
+  // ones.
+  absl::StatusOr<internal::v1::ChatEventResult> AddReaction(
+      const internal::v1::ReactionRequest& req);
+  // A duplicate when the user had no such reaction.
+  absl::StatusOr<internal::v1::ChatEventResult> RemoveReaction(
+      const internal::v1::ReactionRequest& req);
 
   // Moves the member's delivered/read watermarks forward, never back, also
   // under concurrent calls. Requested seqs are clamped to the chat's

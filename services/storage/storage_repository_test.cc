@@ -239,6 +239,73 @@ class StorageTest : public ::testing::Test {
     return repo().GetVisibleUsers(req);
   }
 
+  // Sends and returns the message id; fails the test on error.
+  int64_t SendId(int64_t chat, int64_t sender, const std::string& text = "hi") {
+    static std::atomic<int64_t> n{0};
+    iv1::AppendMessageRequest req =
+        MessageRequest(chat, sender, absl::StrCat("m", n.fetch_add(1)), text);
+    auto r = repo().AppendMessage(req);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? req.message_id() : 0;
+  }
+
+  absl::StatusOr<iv1::ChatEventResult> Edit(int64_t actor, int64_t chat,
+                                            int64_t message,
+                                            const std::string& text) {
+    iv1::EditMessageRequest req;
+    req.set_actor_user_id(actor);
+    req.set_chat_id(chat);
+    req.set_message_id(message);
+    req.set_text(text);
+    return repo().EditMessage(req);
+  }
+
+  absl::StatusOr<iv1::ChatEventResult> Delete(int64_t actor, int64_t chat,
+                                              int64_t message) {
+    iv1::DeleteMessageRequest req;
+    req.set_actor_user_id(actor);
+    req.set_chat_id(chat);
+    req.set_message_id(message);
+    return repo().DeleteMessage(req);
+  }
+
+  iv1::ReactionRequest Reaction(int64_t actor, int64_t chat, int64_t message,
+                                const std::string& emoji, int max = 0) {
+    iv1::ReactionRequest req;
+    req.set_actor_user_id(actor);
+    req.set_chat_id(chat);
+    req.set_message_id(message);
+    req.set_emoji(emoji);
+    req.set_max_distinct_emoji(max);
+    return req;
+  }
+
+  absl::StatusOr<iv1::ChatEventResult> React(int64_t actor, int64_t chat,
+                                             int64_t message,
+                                             const std::string& emoji,
+                                             int max = 0) {
+    return repo().AddReaction(Reaction(actor, chat, message, emoji, max));
+  }
+
+  absl::StatusOr<iv1::ChatEventResult> Unreact(int64_t actor, int64_t chat,
+                                               int64_t message,
+                                               const std::string& emoji) {
+    return repo().RemoveReaction(Reaction(actor, chat, message, emoji));
+  }
+
+  // The message as ListMessages shows it to `user`.
+  pv1::Message Listed(int64_t user, int64_t chat, int64_t message) {
+    auto page = ListMessages(user, chat, 0, 200);
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (page.ok()) {
+      for (const auto& m : page->messages()) {
+        if (m.message_id() == FormatId(message)) return m;
+      }
+    }
+    ADD_FAILURE() << "message " << message << " not listed";
+    return pv1::Message();
+  }
+
   // Runs SQL in the test database (for setting up states no RPC creates).
   void Sql(const std::string& sql) {
     absl::Status s = g_env->pool().Transact([&](pqxx::work& tx) {
@@ -260,6 +327,10 @@ class StorageTest : public ::testing::Test {
 };
 
 std::string Id(int64_t id) { return FormatId(id); }
+
+int64_t UsFromTimestampForTest(const google::protobuf::Timestamp& t) {
+  return t.seconds() * 1000000 + t.nanos() / 1000;
+}
 
 // A token hash no other test uses.
 std::string NewTokenHash() {
@@ -283,6 +354,8 @@ TEST_F(StorageTest, MigrationsApplyFromEmptyOnceEvenConcurrently) {
   }
   ASSERT_GE(StorageMigrations().size(), 2u);
   EXPECT_EQ(StorageMigrations()[1].name, "receipts_contacts_last_seen");
+  ASSERT_GE(StorageMigrations().size(), 3u);
+  EXPECT_EQ(StorageMigrations()[2].name, "edits_reactions");
   // Running again is a no-op.
   auto again = ApplyMigrations(g_env->pool(), StorageMigrations());
   ASSERT_TRUE(again.ok()) << again.status();
@@ -331,8 +404,8 @@ TEST_F(StorageTest, MigrationsApplyFromEmptyOnceEvenConcurrently) {
                   })
                   .ok());
   // users, access_tokens, chats, chat_members, messages, chat_events,
-  // schema_migrations.
-  EXPECT_EQ(tables, 7);
+  // schema_migrations, and from 0003 message_edits and reactions.
+  EXPECT_EQ(tables, 9);
   // 0002: users.last_seen_time and the (user_id, chat_id) member index.
   int64_t columns = 0;
   int64_t indexes = 0;
@@ -1508,6 +1581,630 @@ TEST_F(StorageTest, GetVisibleUsers) {
 
 // ------------------------------------------------------------ gRPC wiring
 
+// ------------------------------------------------ edits, deletes, reactions
+
+using ReactionList =
+    std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+// Reactions as (emoji, user ids) in message order; checks every count.
+ReactionList Reactions(const pv1::Message& m) {
+  ReactionList out;
+  for (const auto& r : m.reactions()) {
+    EXPECT_EQ(r.count(), static_cast<uint64_t>(r.user_ids_size())) << r.emoji();
+    out.emplace_back(r.emoji(), std::vector<std::string>(r.user_ids().begin(),
+                                                         r.user_ids().end()));
+  }
+  return out;
+}
+
+TEST_F(StorageTest, EditKeepsHistoryAndIsIdempotent) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewDirect(a, b);
+  const int64_t msg = SendId(chat, a, "first");  // seq 1
+  Send(chat, b, "other");                        // seq 2
+
+  auto e1 = Edit(a, chat, msg, "second");
+  ASSERT_TRUE(e1.ok()) << e1.status();
+  EXPECT_FALSE(e1->duplicate());
+  EXPECT_EQ(e1->event().seq(), 3u);
+  EXPECT_EQ(e1->event().chat_id(), Id(chat));
+  ASSERT_TRUE(e1->event().has_message_edited());
+  const pv1::Message& edited = e1->event().message_edited();
+  EXPECT_EQ(edited.text(), "second");
+  EXPECT_EQ(edited.seq(), 1u);  // the message keeps its place
+  EXPECT_TRUE(edited.has_edit_time());
+  EXPECT_GE(UsFromTimestampForTest(edited.edit_time()),
+            UsFromTimestampForTest(edited.create_time()));
+  EXPECT_EQ(e1->chat().last_seq(), 3u);
+  EXPECT_THAT(e1->recipient_user_ids(), UnorderedElementsAre(a, b));
+
+  ASSERT_TRUE(Edit(a, chat, msg, "third").ok());
+  EXPECT_EQ(SqlInt(absl::StrCat(
+                "SELECT count(*) FROM message_edits WHERE message_id = ", msg)),
+            2);
+  EXPECT_EQ(SqlInt(absl::StrCat("SELECT count(*) FROM message_edits WHERE "
+                                "message_id = ",
+                                msg, " AND version = 1 AND text = 'first'")),
+            1);
+  EXPECT_EQ(SqlInt(absl::StrCat("SELECT count(*) FROM message_edits WHERE "
+                                "message_id = ",
+                                msg, " AND version = 2 AND text = 'second'")),
+            1);
+
+  // The same text again is a retry: no event, the current message.
+  auto same = Edit(a, chat, msg, "third");
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_TRUE(same->duplicate());
+  EXPECT_EQ(same->event().seq(), 0u);
+  EXPECT_EQ(same->event().message_edited().text(), "third");
+  EXPECT_EQ(same->chat().last_seq(), 4u);
+  EXPECT_EQ(SqlInt(absl::StrCat(
+                "SELECT count(*) FROM message_edits WHERE message_id = ", msg)),
+            2);
+
+  const pv1::Message listed = Listed(b, chat, msg);
+  EXPECT_EQ(listed.text(), "third");
+  EXPECT_TRUE(listed.has_edit_time());
+  auto sync = Sync(b, chat, 0, 100);
+  ASSERT_TRUE(sync.ok()) << sync.status();
+  ASSERT_EQ(sync->events_size(), 4);
+  EXPECT_EQ(sync->events(2).message_edited().text(), "third");
+  EXPECT_EQ(sync->events(3).message_edited().text(), "third");
+  EXPECT_EQ(sync->events(0).message_created().text(), "third");
+
+  // Editing does not touch unread counts: still the one message from a.
+  EXPECT_EQ(Unread(b, chat), 1u);
+
+  ASSERT_TRUE(Delete(a, chat, msg).ok());
+  auto after = Edit(a, chat, msg, "fourth");
+  EXPECT_EQ(after.status().code(), absl::StatusCode::kFailedPrecondition)
+      << after.status();
+  EXPECT_THAT(after.status().message(), HasSubstr("message_id: "));
+}
+
+TEST_F(StorageTest, EditAndDeletePermissionMatrix) {
+  using absl::StatusCode;
+  // Group: admin (creator, not the sender), sender, another member, and a
+  // non-member.
+  const int64_t admin = NewUser();
+  const int64_t sender = NewUser();
+  const int64_t member = NewUser();
+  const int64_t outsider = NewUser();
+  const int64_t group = NewGroup(admin, {sender, member});
+  const int64_t gm = SendId(group, sender, "g");
+
+  EXPECT_EQ(Edit(member, group, gm, "x").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Edit(admin, group, gm, "x").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Edit(outsider, group, gm, "x").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_TRUE(Edit(sender, group, gm, "x").ok());
+  EXPECT_EQ(Delete(member, group, gm).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Delete(outsider, group, gm).status().code(),
+            StatusCode::kPermissionDenied);
+  auto by_admin = Delete(admin, group, gm);
+  ASSERT_TRUE(by_admin.ok()) << by_admin.status();
+  EXPECT_FALSE(by_admin->duplicate());
+  EXPECT_TRUE(by_admin->event().message_deleted().deleted());
+  // Repeating a delete still needs the right to delete.
+  EXPECT_EQ(Delete(member, group, gm).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Delete(outsider, group, gm).status().code(),
+            StatusCode::kPermissionDenied);
+  auto again = Delete(sender, group, gm);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate());
+  const int64_t gm2 = SendId(group, sender, "g2");
+  auto own = Delete(sender, group, gm2);
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_FALSE(own->duplicate());
+  // A sender who left is no longer allowed anything.
+  const int64_t gm3 = SendId(group, sender, "g3");
+  ASSERT_TRUE(Remove(sender, group, sender).ok());
+  EXPECT_EQ(Edit(sender, group, gm3, "y").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Delete(sender, group, gm3).status().code(),
+            StatusCode::kPermissionDenied);
+
+  // Direct chat: only the sender, even if the peer were marked admin.
+  const int64_t peer = NewUser();
+  const int64_t direct = NewDirect(sender, peer);
+  const int64_t dm = SendId(direct, sender, "d");
+  EXPECT_EQ(Edit(peer, direct, dm, "x").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Edit(outsider, direct, dm, "x").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Delete(peer, direct, dm).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Delete(outsider, direct, dm).status().code(),
+            StatusCode::kPermissionDenied);
+  Sql(absl::StrCat("UPDATE chat_members SET role = 2 WHERE chat_id = ", direct,
+                   " AND user_id = ", peer));
+  EXPECT_EQ(Delete(peer, direct, dm).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_TRUE(Edit(sender, direct, dm, "x").ok());
+  EXPECT_TRUE(Delete(sender, direct, dm).ok());
+
+  // Nothing failed left a gap or an extra event.
+  auto g = GetChat(admin, group);
+  ASSERT_TRUE(g.ok());
+  // 3 sends, 1 edit, 2 deletes, 1 member change.
+  EXPECT_EQ(g->last_seq(), 7u);
+  EXPECT_EQ(SqlInt(absl::StrCat("SELECT count(*) FROM chat_events WHERE "
+                                "chat_id = ",
+                                group)),
+            7);
+}
+
+TEST_F(StorageTest, ChangeErrors) {
+  using absl::StatusCode;
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t outsider = NewUser();
+  const int64_t chat = NewGroup(a, {b});
+  const int64_t other = NewGroup(a, {b});
+  const int64_t msg = SendId(chat, a);
+  const int64_t elsewhere = SendId(other, a);
+
+  auto bad = Edit(0, chat, msg, "x");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("actor_user_id: "));
+  bad = Delete(a, -1, msg);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("chat_id: "));
+  bad = React(a, chat, 0, "👍");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("message_id: "));
+  bad = Unreact(a, chat, msg, "");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("emoji: "));
+  bad = React(a, chat, msg, "👍", -1);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+
+  bad = React(a, 987654321, msg, "👍");
+  EXPECT_EQ(bad.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(bad.status().message(), HasSubstr("chat_id: "));
+  bad = Edit(outsider, chat, msg, "x");
+  EXPECT_EQ(bad.status().code(), StatusCode::kPermissionDenied);
+  // A non-member learns nothing about message ids.
+  EXPECT_EQ(React(outsider, chat, 987654321, "👍").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Unreact(outsider, chat, msg, "👍").status().code(),
+            StatusCode::kPermissionDenied);
+  for (int64_t wrong : {int64_t{987654321}, elsewhere}) {
+    for (const auto& st :
+         {Edit(a, chat, wrong, "x").status(), Delete(a, chat, wrong).status(),
+          React(a, chat, wrong, "👍").status(),
+          Unreact(a, chat, wrong, "👍").status()}) {
+      EXPECT_EQ(st.code(), StatusCode::kNotFound) << st;
+      EXPECT_THAT(st.message(), HasSubstr("message_id: "));
+    }
+  }
+  // A text-only message cannot be edited to nothing.
+  EXPECT_EQ(Edit(a, chat, msg, "").status().code(),
+            StatusCode::kInvalidArgument);
+  // None of it wrote anything.
+  EXPECT_EQ(GetChat(a, chat)->last_seq(), 1u);
+  EXPECT_EQ(Listed(a, chat, msg).text(), "hi");
+}
+
+TEST_F(StorageTest, DeleteLeavesATombstoneEverywhere) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewGroup(a, {b});
+  iv1::AppendMessageRequest req =
+      MessageRequest(chat, b, absl::StrCat("tomb-", chat), "secret one");
+  req.set_file_id(77);
+  ASSERT_TRUE(repo().AppendMessage(req).ok());  // 1
+  const int64_t msg = req.message_id();
+  ASSERT_TRUE(Edit(b, chat, msg, "secret two").ok());  // 2
+  ASSERT_TRUE(React(a, chat, msg, "👍").ok());          // 3
+  ASSERT_TRUE(React(b, chat, msg, "🎉").ok());          // 4
+  const int64_t kept = SendId(chat, b, "kept");         // 5
+  ASSERT_TRUE(React(a, chat, kept, "👍").ok());          // 6
+  EXPECT_EQ(Unread(a, chat), 2u);
+  const pv1::Message before = Listed(a, chat, msg);
+  ASSERT_TRUE(before.has_edit_time());
+
+  auto del = Delete(b, chat, msg);  // 7
+  ASSERT_TRUE(del.ok()) << del.status();
+  EXPECT_FALSE(del->duplicate());
+  EXPECT_EQ(del->event().seq(), 7u);
+  EXPECT_THAT(del->recipient_user_ids(), UnorderedElementsAre(a, b));
+  const pv1::Message& tomb = del->event().message_deleted();
+  EXPECT_TRUE(tomb.deleted());
+  EXPECT_EQ(tomb.text(), "");
+  EXPECT_FALSE(tomb.has_file());
+  EXPECT_EQ(tomb.reactions_size(), 0);
+  EXPECT_EQ(tomb.seq(), 1u);
+  EXPECT_EQ(tomb.sender_user_id(), Id(b));
+  EXPECT_EQ(tomb.create_time().seconds(), before.create_time().seconds());
+  EXPECT_EQ(tomb.create_time().nanos(), before.create_time().nanos());
+  EXPECT_EQ(tomb.edit_time().seconds(), before.edit_time().seconds());
+  EXPECT_EQ(tomb.edit_time().nanos(), before.edit_time().nanos());
+
+  // Gone from every table.
+  EXPECT_EQ(SqlInt(absl::StrCat(
+                "SELECT count(*) FROM message_edits WHERE message_id = ", msg)),
+            0);
+  EXPECT_EQ(SqlInt(absl::StrCat(
+                "SELECT count(*) FROM reactions WHERE message_id = ", msg)),
+            0);
+  EXPECT_EQ(SqlInt(absl::StrCat("SELECT count(*) FROM messages WHERE "
+                                "message_id = ",
+                                msg,
+                                " AND text = '' AND file_id IS NULL AND "
+                                "length(content_hash) = 0")),
+            1);
+  EXPECT_EQ(SqlInt("SELECT count(*) FROM message_edits WHERE text LIKE "
+                   "'secret%'"),
+            0);
+  // The other message keeps its reaction; unread drops the tombstone.
+  EXPECT_EQ(Reactions(Listed(a, chat, kept)),
+            (ReactionList{{"👍", {Id(a)}}}));
+  EXPECT_EQ(Unread(a, chat), 1u);
+
+  // Every earlier event of the message now carries the tombstone.
+  auto sync = Sync(a, chat, 0, 100);
+  ASSERT_TRUE(sync.ok()) << sync.status();
+  ASSERT_EQ(sync->events_size(), 7);
+  for (int i : {0, 1, 2, 3, 6}) {
+    const pv1::ChatEvent& ev = sync->events(i);
+    const pv1::Message* m = nullptr;
+    switch (ev.event_case()) {
+      case pv1::ChatEvent::kMessageCreated:
+        m = &ev.message_created();
+        break;
+      case pv1::ChatEvent::kMessageEdited:
+        m = &ev.message_edited();
+        break;
+      case pv1::ChatEvent::kMessageDeleted:
+        m = &ev.message_deleted();
+        break;
+      case pv1::ChatEvent::kReactionChanged:
+        m = &ev.reaction_changed();
+        break;
+      default:
+        break;
+    }
+    ASSERT_NE(m, nullptr) << i;
+    EXPECT_TRUE(m->deleted()) << i;
+    EXPECT_EQ(m->text(), "") << i;
+    EXPECT_FALSE(m->has_file()) << i;
+    EXPECT_EQ(m->reactions_size(), 0) << i;
+  }
+  EXPECT_TRUE(sync->events(0).has_message_created());
+  EXPECT_TRUE(sync->events(1).has_message_edited());
+  EXPECT_TRUE(sync->events(6).has_message_deleted());
+  EXPECT_EQ(Reactions(sync->events(5).reaction_changed()),
+            (ReactionList{{"👍", {Id(a)}}}));
+
+  // Idempotent: no new event, the tombstone again.
+  auto again = Delete(b, chat, msg);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate());
+  EXPECT_TRUE(again->event().message_deleted().deleted());
+  EXPECT_EQ(again->chat().last_seq(), 7u);
+  // Reactions on a tombstone: adding fails, removing is a no-op.
+  auto react = React(a, chat, msg, "👍");
+  EXPECT_EQ(react.status().code(), absl::StatusCode::kFailedPrecondition);
+  auto unreact = Unreact(a, chat, msg, "👍");
+  ASSERT_TRUE(unreact.ok()) << unreact.status();
+  EXPECT_TRUE(unreact->duplicate());
+  // A retry of the original send finds the tombstone.
+  auto retry = repo().AppendMessage(req);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_TRUE(retry->duplicate());
+  EXPECT_TRUE(retry->event().message_created().deleted());
+  EXPECT_EQ(GetChat(a, chat)->last_seq(), 7u);
+}
+
+TEST_F(StorageTest, ReactionsAggregateInOrderAndAreIdempotent) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t c = NewUser();
+  const int64_t chat = NewGroup(a, {b, c});
+  const int64_t msg = SendId(chat, a);  // 1
+
+  auto r1 = React(a, chat, msg, "👍");  // 2
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_FALSE(r1->duplicate());
+  EXPECT_EQ(r1->event().seq(), 2u);
+  ASSERT_TRUE(r1->event().has_reaction_changed());
+  EXPECT_EQ(Reactions(r1->event().reaction_changed()),
+            (ReactionList{{"👍", {Id(a)}}}));
+  EXPECT_THAT(r1->recipient_user_ids(), UnorderedElementsAre(a, b, c));
+  ASSERT_TRUE(React(b, chat, msg, "❤️").ok());  // 3
+  ASSERT_TRUE(React(c, chat, msg, "👍").ok());  // 4
+  auto r4 = React(b, chat, msg, "👍");          // 5
+  ASSERT_TRUE(r4.ok());
+  EXPECT_EQ(Reactions(r4->event().reaction_changed()),
+            (ReactionList{{"👍", {Id(a), Id(c), Id(b)}}, {"❤️", {Id(b)}}}));
+
+  // Idempotent add and remove: no event, current state.
+  auto dup = React(c, chat, msg, "👍");
+  ASSERT_TRUE(dup.ok());
+  EXPECT_TRUE(dup->duplicate());
+  EXPECT_EQ(dup->event().seq(), 0u);
+  EXPECT_EQ(dup->chat().last_seq(), 5u);
+  EXPECT_EQ(Reactions(dup->event().reaction_changed()),
+            Reactions(r4->event().reaction_changed()));
+  auto none = Unreact(c, chat, msg, "🎉");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->duplicate());
+  EXPECT_EQ(GetChat(a, chat)->last_seq(), 5u);
+
+  // a re-reacts: now last among 👍, and 👍's first reaction is after ❤️'s.
+  auto un = Unreact(a, chat, msg, "👍");  // 6
+  ASSERT_TRUE(un.ok());
+  EXPECT_FALSE(un->duplicate());
+  EXPECT_EQ(un->event().seq(), 6u);
+  ASSERT_TRUE(React(a, chat, msg, "👍").ok());  // 7
+  const ReactionList want = {{"❤️", {Id(b)}}, {"👍", {Id(c), Id(b), Id(a)}}};
+  EXPECT_EQ(Reactions(Listed(c, chat, msg)), want);
+  auto sync = Sync(c, chat, 0, 100);
+  ASSERT_TRUE(sync.ok());
+  ASSERT_EQ(sync->events_size(), 7);
+  for (int i = 1; i < 7; ++i) {
+    ASSERT_TRUE(sync->events(i).has_reaction_changed()) << i;
+    EXPECT_EQ(Reactions(sync->events(i).reaction_changed()), want);
+  }
+  EXPECT_EQ(Reactions(sync->events(0).message_created()), want);
+  // Reactions do not count as unread messages.
+  EXPECT_EQ(Unread(c, chat), 1u);
+
+  // Removing the last reaction of an emoji drops the entry.
+  ASSERT_TRUE(Unreact(b, chat, msg, "❤️").ok());
+  EXPECT_EQ(Reactions(Listed(c, chat, msg)),
+            (ReactionList{{"👍", {Id(c), Id(b), Id(a)}}}));
+}
+
+TEST_F(StorageTest, ReactionLimitCountsDistinctEmoji) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewGroup(a, {b});
+  const int64_t msg = SendId(chat, a);
+  ASSERT_TRUE(React(a, chat, msg, "1", 2).ok());
+  ASSERT_TRUE(React(a, chat, msg, "2", 2).ok());
+  auto full = React(b, chat, msg, "3", 2);
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(full.status().message(),
+            "emoji: at most 2 distinct reactions per message");
+  // Joining an existing emoji is fine, and so is a duplicate.
+  ASSERT_TRUE(React(b, chat, msg, "2", 2).ok());
+  auto dup = React(a, chat, msg, "1", 2);
+  ASSERT_TRUE(dup.ok());
+  EXPECT_TRUE(dup->duplicate());
+  // Once an emoji is gone, a new one fits.
+  ASSERT_TRUE(Unreact(a, chat, msg, "1").ok());
+  ASSERT_TRUE(React(b, chat, msg, "3", 2).ok());
+  EXPECT_EQ(Reactions(Listed(a, chat, msg)),
+            (ReactionList{{"2", {Id(a), Id(b)}}, {"3", {Id(b)}}}));
+
+  // The default limit (0) is 20.
+  const int64_t msg2 = SendId(chat, a);
+  for (int i = 0; i < kDefaultMaxDistinctEmoji; ++i) {
+    ASSERT_TRUE(React(a, chat, msg2, absl::StrCat("e", i)).ok()) << i;
+  }
+  auto over = React(b, chat, msg2, "e-extra");
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(over.status().message(),
+            "emoji: at most 20 distinct reactions per message");
+  EXPECT_EQ(Listed(a, chat, msg2).reactions_size(), kDefaultMaxDistinctEmoji);
+}
+
+TEST_F(StorageTest, ListMessagesAttachesReactionsPerMessage) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewDirect(a, b);
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(SendId(chat, i % 2 ? a : b));
+  ASSERT_TRUE(React(a, chat, ids[1], "x").ok());
+  ASSERT_TRUE(React(b, chat, ids[1], "y").ok());
+  ASSERT_TRUE(React(b, chat, ids[3], "x").ok());
+  auto page = ListMessages(a, chat, 0, 3);  // seqs 5, 4, 3 of the messages
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->messages_size(), 3);
+  EXPECT_EQ(page->messages(0).reactions_size(), 0);
+  EXPECT_EQ(Reactions(page->messages(1)), (ReactionList{{"x", {Id(b)}}}));
+  EXPECT_EQ(page->messages(2).reactions_size(), 0);
+  page = ListMessages(a, chat, page->next_before_seq(), 3);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->messages_size(), 2);
+  EXPECT_EQ(Reactions(page->messages(0)),
+            (ReactionList{{"x", {Id(a)}}, {"y", {Id(b)}}}));
+  EXPECT_EQ(page->messages(1).reactions_size(), 0);
+}
+
+TEST_F(StorageTest, ConcurrentReactionsAreExactAndGapFree) {
+  constexpr int kUsers = 20;
+  constexpr int kRounds = 4;
+  std::vector<int64_t> users;
+  for (int i = 0; i < kUsers; ++i) users.push_back(NewUser());
+  const int64_t chat =
+      NewGroup(users[0], std::vector<int64_t>(users.begin() + 1, users.end()));
+  const int64_t msg = SendId(chat, users[0], "react to me");  // seq 1
+
+  struct Op {
+    bool add;
+    std::string emoji;
+  };
+  // Per round; some are no-ops on purpose (repeat add, remove of absent).
+  const std::vector<Op> round = {{true, "👍"},  {true, "❤️"},  {true, "👍"},
+                                 {false, "❤️"}, {true, "🎉"},  {false, "🔥"},
+                                 {false, "❤️"}, {true, "❤️"}};
+  std::vector<int> effective(kUsers, 0);
+  std::vector<std::set<std::string>> final_state(kUsers);
+  std::vector<std::vector<uint64_t>> seqs(kUsers);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kUsers; ++t) {
+    threads.emplace_back([&, t] {
+      std::set<std::string> mine;
+      for (int r = 0; r < kRounds; ++r) {
+        std::vector<Op> ops = round;
+        // Odd rounds also take back 🎉 and ❤️ so the next round re-adds.
+        if (r % 2 == 1 && (t + r) % 3 != 0) {
+          ops.push_back({false, "🎉"});
+          ops.push_back({false, "❤️"});
+        }
+        for (const Op& op : ops) {
+          const bool changes = op.add ? !mine.count(op.emoji)
+                                      : mine.count(op.emoji) > 0;
+          auto res = op.add ? React(users[t], chat, msg, op.emoji)
+                            : Unreact(users[t], chat, msg, op.emoji);
+          if (!res.ok() || res->duplicate() == changes) {
+            ++failures;
+            continue;
+          }
+          if (op.add) {
+            mine.insert(op.emoji);
+          } else {
+            mine.erase(op.emoji);
+          }
+          if (!changes) continue;
+          ++effective[t];
+          seqs[t].push_back(res->event().seq());
+          // The event shows this very change.
+          bool present = false;
+          const pv1::Message& now = res->event().reaction_changed();
+          for (const auto& reaction : now.reactions()) {
+            if (reaction.emoji() != op.emoji) continue;
+            for (const auto& u : reaction.user_ids()) {
+              if (u == Id(users[t])) present = true;
+            }
+          }
+          if (present != op.add) ++failures;
+        }
+      }
+      final_state[t] = mine;
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(failures.load(), 0);
+
+  int total = 0;
+  std::map<std::string, std::set<std::string>> want;
+  std::vector<uint64_t> all_seqs;
+  for (int t = 0; t < kUsers; ++t) {
+    total += effective[t];
+    for (const auto& e : final_state[t]) want[e].insert(Id(users[t]));
+    EXPECT_TRUE(std::is_sorted(seqs[t].begin(), seqs[t].end()));
+    all_seqs.insert(all_seqs.end(), seqs[t].begin(), seqs[t].end());
+  }
+  std::sort(all_seqs.begin(), all_seqs.end());
+  ASSERT_EQ(all_seqs.size(), static_cast<size_t>(total));
+  for (size_t i = 0; i < all_seqs.size(); ++i) {
+    ASSERT_EQ(all_seqs[i], i + 2);  // seq 1 is the message
+  }
+
+  // Exact counts.
+  const pv1::Message listed = Listed(users[0], chat, msg);
+  std::map<std::string, std::set<std::string>> got;
+  for (const auto& r : listed.reactions()) {
+    EXPECT_EQ(r.count(), static_cast<uint64_t>(r.user_ids_size()));
+    std::set<std::string> who(r.user_ids().begin(), r.user_ids().end());
+    EXPECT_EQ(who.size(), static_cast<size_t>(r.user_ids_size()));
+    got[r.emoji()] = who;
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(SqlInt(absl::StrCat(
+                "SELECT count(*) FROM reactions WHERE message_id = ", msg)),
+            [&] {
+              int64_t n = 0;
+              for (const auto& [e, who] : want) n += who.size();
+              return n;
+            }());
+
+  // Gap-free log: seqs exactly 1..last_seq.
+  auto c = GetChat(users[0], chat);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->last_seq(), static_cast<uint64_t>(total + 1));
+  EXPECT_EQ(SqlInt(absl::StrCat("SELECT count(*) FROM chat_events WHERE "
+                                "chat_id = ",
+                                chat)),
+            total + 1);
+  EXPECT_EQ(SqlInt(absl::StrCat("SELECT min(seq) FROM chat_events WHERE "
+                                "chat_id = ",
+                                chat)),
+            1);
+  EXPECT_EQ(SqlInt(absl::StrCat("SELECT max(seq) FROM chat_events WHERE "
+                                "chat_id = ",
+                                chat)),
+            total + 1);
+
+  // Replaying SyncChat from 0 (in pages) rebuilds what ListMessages shows.
+  std::map<std::string, pv1::Message> replayed;
+  uint64_t after = 0;
+  int reaction_events = 0;
+  uint64_t expect_seq = 1;
+  for (;;) {
+    auto page = Sync(users[5], chat, after, 37);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& ev : page->events()) {
+      ASSERT_EQ(ev.seq(), expect_seq++);
+      if (ev.has_reaction_changed()) {
+        ++reaction_events;
+        replayed[ev.reaction_changed().message_id()] = ev.reaction_changed();
+      } else {
+        ASSERT_TRUE(ev.has_message_created());
+        replayed[ev.message_created().message_id()] = ev.message_created();
+      }
+      after = ev.seq();
+    }
+    if (!page->has_more()) break;
+  }
+  EXPECT_EQ(reaction_events, total);
+  EXPECT_EQ(after, c->last_seq());
+  auto list = ListMessages(users[5], chat, 0, 100);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(replayed.size(), static_cast<size_t>(list->messages_size()));
+  for (const auto& m : list->messages()) {
+    ASSERT_TRUE(replayed.count(m.message_id()));
+    const pv1::Message& r = replayed[m.message_id()];
+    EXPECT_EQ(r.SerializeAsString(), m.SerializeAsString());
+    EXPECT_EQ(Reactions(r), Reactions(m));
+    EXPECT_EQ(r.text(), m.text());
+    EXPECT_EQ(r.deleted(), m.deleted());
+  }
+}
+
+TEST_F(StorageTest, ConcurrentNewEmojiRespectTheLimit) {
+  constexpr int kUsers = 12;
+  constexpr int kLimit = 5;
+  std::vector<int64_t> users;
+  for (int i = 0; i < kUsers; ++i) users.push_back(NewUser());
+  const int64_t chat =
+      NewGroup(users[0], std::vector<int64_t>(users.begin() + 1, users.end()));
+  for (int round = 0; round < 3; ++round) {
+    const int64_t msg = SendId(chat, users[0]);
+    std::atomic<int> added{0};
+    std::atomic<int> exhausted{0};
+    std::atomic<int> other{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kUsers; ++t) {
+      threads.emplace_back([&, t] {
+        auto r = React(users[t], chat, msg, absl::StrCat("emoji", t), kLimit);
+        if (r.ok() && !r->duplicate()) {
+          ++added;
+        } else if (r.status().code() == absl::StatusCode::kResourceExhausted) {
+          ++exhausted;
+        } else {
+          ++other;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(added.load(), kLimit);
+    EXPECT_EQ(exhausted.load(), kUsers - kLimit);
+    EXPECT_EQ(other.load(), 0);
+    EXPECT_EQ(Listed(users[1], chat, msg).reactions_size(), kLimit);
+  }
+}
+
 TEST_F(StorageTest, ServiceAnswersOverGrpc) {
   ThreadPool workers("storage-test", 2, 16);
   StorageServiceImpl service(&repo(), &workers);
@@ -1597,6 +2294,38 @@ TEST_F(StorageTest, ServiceAnswersOverGrpc) {
     iv1::GetChatMembersResponse resp;
     EXPECT_EQ(stub->GetChatMembers(&ctx, members, &resp).error_code(),
               grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    // Edits and reactions are wired.
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    iv1::EditMessageRequest edit;
+    edit.set_actor_user_id(ParseId("user_id", user.user_id()).value());
+    edit.set_chat_id(987654321);
+    edit.set_message_id(1);
+    edit.set_text("x");
+    iv1::ChatEventResult resp;
+    EXPECT_EQ(stub->EditMessage(&ctx, edit, &resp).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  for (int i = 0; i < 3; ++i) {
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    iv1::ReactionRequest react;
+    react.set_actor_user_id(ParseId("user_id", user.user_id()).value());
+    react.set_chat_id(987654321);
+    react.set_message_id(1);
+    react.set_emoji("x");
+    iv1::DeleteMessageRequest del;
+    del.set_actor_user_id(react.actor_user_id());
+    del.set_chat_id(987654321);
+    del.set_message_id(1);
+    iv1::ChatEventResult resp;
+    const grpc::Status s =
+        i == 0   ? stub->AddReaction(&ctx, react, &resp)
+        : i == 1 ? stub->RemoveReaction(&ctx, react, &resp)
+                 : stub->DeleteMessage(&ctx, del, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << i;
   }
   ShutdownGracefully(server->server.get(), std::chrono::seconds(1));
 }

@@ -185,4 +185,32 @@ grpc::ServerUnaryReactor* StorageServiceImpl::GetVisibleUsers(
                   [this, req] { return repo_->GetVisibleUsers(*req); });
 }
 
+grpc::ServerUnaryReactor* StorageServiceImpl::EditMessage(
+    grpc::CallbackServerContext* ctx, const iv1::EditMessageRequest* req,
+    iv1::ChatEventResult* resp) {
+  return Dispatch(ctx, "EditMessage", resp,
+                  [this, req] { return repo_->EditMessage(*req); });
+}
+
+grpc::ServerUnaryReactor* StorageServiceImpl::DeleteMessage(
+    grpc::CallbackServerContext* ctx, const iv1::DeleteMessageRequest* req,
+    iv1::ChatEventResult* resp) {
+  return Dispatch(ctx, "DeleteMessage", resp,
+                  [this, req] { return repo_->DeleteMessage(*req); });
+}
+
+grpc::ServerUnaryReactor* StorageServiceImpl::AddReaction(
+    grpc::CallbackServerContext* ctx, const iv1::ReactionRequest* req,
+    iv1::ChatEventResult* resp) {
+  return Dispatch(ctx, "AddReaction", resp,
+                  [this, req] { return repo_->AddReaction(*req); });
+}
+
+grpc::ServerUnaryReactor* StorageServiceImpl::RemoveReaction(
+    grpc::CallbackServerContext* ctx, const iv1::ReactionRequest* req,
+    iv1::ChatEventResult* resp) {
+  return Dispatch(ctx, "RemoveReaction", resp,
+                  [this, req] { return repo_->RemoveReaction(*req); });
+}
+
 }  // namespace parley::storage

@@ -91,6 +91,22 @@ class StorageServiceImpl final
       grpc::CallbackServerContext* ctx,
       const internal::v1::GetVisibleUsersRequest* req,
       internal::v1::GetVisibleUsersResponse* resp) override;
+  grpc::ServerUnaryReactor* EditMessage(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::EditMessageRequest* req,
+      internal::v1::ChatEventResult* resp) override;
+  grpc::ServerUnaryReactor* DeleteMessage(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::DeleteMessageRequest* req,
+      internal::v1::ChatEventResult* resp) override;
+  grpc::ServerUnaryReactor* AddReaction(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::ReactionRequest* req,
+      internal::v1::ChatEventResult* resp) override;
+  grpc::ServerUnaryReactor* RemoveReaction(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::ReactionRequest* req,
+      internal::v1::ChatEventResult* resp) override;
 
  private:
   // Runs `call` (returning absl::StatusOr<Response>) on a worker and

@@ -641,11 +641,15 @@ TEST_F(E2eTest, CreateGroupChatRejectsBadInput) {
 
 TEST_F(E2eTest, LaterFeaturesAnswerUnimplemented) {
   TestUser a = api_->NewUser("a");
-  v1::Message m;
-  ExpectCode(api_->Call(a.token, &Stub::EditMessage, v1::EditMessageRequest(), &m),
-             grpc::StatusCode::UNIMPLEMENTED);
-  ExpectCode(api_->Call(a.token, &Stub::AddReaction, v1::AddReactionRequest(), &m),
-             grpc::StatusCode::UNIMPLEMENTED);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + a.token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::DownloadFileRequest req;
+  req.set_file_id("1");
+  auto reader = api_->chat()->DownloadFile(&ctx, req);
+  v1::DownloadFileResponse chunk;
+  EXPECT_FALSE(reader->Read(&chunk));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 }  // namespace
