@@ -404,8 +404,9 @@ TEST_F(StorageTest, MigrationsApplyFromEmptyOnceEvenConcurrently) {
                   })
                   .ok());
   // users, access_tokens, chats, chat_members, messages, chat_events,
-  // schema_migrations, and from 0003 message_edits and reactions.
-  EXPECT_EQ(tables, 9);
+  // schema_migrations, from 0003 message_edits and reactions, and from 0004
+  // blobs, blob_chunks and files.
+  EXPECT_EQ(tables, 12);
   // 0002: users.last_seen_time and the (user_id, chat_id) member index.
   int64_t columns = 0;
   int64_t indexes = 0;
