@@ -1,5 +1,6 @@
 // parley-storage: the only service that talks to PostgreSQL.
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include "common/pg/pg_pool.h"
 #include "common/thread_pool.h"
 #include "services/storage/migrations.h"
+#include "services/storage/pg_blob_store.h"
 #include "services/storage/storage_repository.h"
 #include "services/storage/storage_service.h"
 
@@ -26,6 +28,9 @@ ABSL_FLAG(int, pool_size, 8,
 ABSL_FLAG(int, statement_timeout_ms, 5000,
           "statement_timeout of every database session; 0 disables it.");
 ABSL_FLAG(bool, migrate, true, "Apply pending schema migrations at start.");
+ABSL_FLAG(int64_t, max_file_bytes, int64_t{104857600},
+          "Largest file accepted by UploadFile, in bytes (also the limit of "
+          "an upload whose request names none).");
 
 namespace {
 
@@ -79,10 +84,23 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  const int64_t max_file_bytes = absl::GetFlag(FLAGS_max_file_bytes);
+  if (max_file_bytes < 1) {
+    spdlog::error("--max_file_bytes must be at least 1");
+    return 2;
+  }
+
   parley::storage::StorageRepository repo(&pg_pool);
+  // Uploads hold their own connections (opened from the same URL) for the
+  // whole stream, outside the pool.
+  parley::storage::PgBlobStoreOptions blob_options;
+  blob_options.url = pg_options.url;
+  blob_options.max_file_bytes = max_file_bytes;
+  parley::storage::PgBlobStore blobs(&pg_pool, blob_options);
   parley::ThreadPool workers("storage", pool_size,
                              static_cast<size_t>(pool_size) * 64);
-  parley::storage::StorageServiceImpl service(&repo, &workers);
+  parley::storage::StorageServiceImpl service(&repo, &workers, &blobs,
+                                              max_file_bytes);
 
   parley::ServerOptions server_options;
   server_options.listen = absl::GetFlag(FLAGS_listen);

@@ -281,6 +281,37 @@ void AttachReactions(pqxx::work& tx, const std::vector<pv1::Message*>& msgs) {
   }
 }
 
+// Fills the file metadata of `msgs` whose file_id is set (by ReadMessage)
+// with one query. A message may appear more than once.
+void AttachFiles(pqxx::work& tx, const std::vector<pv1::Message*>& msgs) {
+  std::map<int64_t, std::vector<pv1::Message*>> by_id;
+  for (pv1::Message* msg : msgs) {
+    int64_t id = 0;
+    if (!msg->has_file() || !absl::SimpleAtoi(msg->file().file_id(), &id)) {
+      continue;
+    }
+    by_id[id].push_back(msg);
+  }
+  if (by_id.empty()) return;
+  std::vector<int64_t> ids;
+  for (const auto& [id, unused] : by_id) ids.push_back(id);
+  const pqxx::result r = tx.exec_params(
+      "SELECT file_id, name, content_type, size_bytes, encode(sha256, 'hex') "
+      "FROM files WHERE file_id = ANY($1::bigint[])",
+      IdArray(ids));
+  for (const auto& row : r) {
+    auto it = by_id.find(row[0].as<int64_t>());
+    if (it == by_id.end()) continue;
+    for (pv1::Message* msg : it->second) {
+      pv1::File* file = msg->mutable_file();
+      file->set_name(row[1].as<std::string>());
+      file->set_content_type(row[2].as<std::string>());
+      file->set_size_bytes(row[3].as<int64_t>());
+      file->set_sha256(row[4].as<std::string>());
+    }
+  }
+}
+
 // The Message slot of `event` for a message event kind, or nullptr.
 pv1::Message* EventMessage(pv1::ChatEvent* event, int kind) {
   switch (kind) {
@@ -363,6 +394,7 @@ absl::Status FinishMessageChange(pqxx::work& tx, int64_t chat_id,
   if (msg == nullptr) return absl::InternalError("unknown event kind");
   ReadMessage(m[0], 0, msg);
   AttachReactions(tx, {msg});
+  AttachFiles(tx, {msg});
   absl::StatusOr<pv1::Chat> chat = LoadChat(tx, actor, chat_id);
   if (!chat.ok()) return chat.status();
   for (int64_t id : MemberIds(*chat)) result->add_recipient_user_ids(id);
@@ -425,6 +457,7 @@ absl::Status LoadOriginalMessage(pqxx::work& tx, int64_t message_id,
   pv1::ChatEvent* event = result->mutable_event();
   ReadMessage(r[0], 2, event->mutable_message_created());
   AttachReactions(tx, {event->mutable_message_created()});
+  AttachFiles(tx, {event->mutable_message_created()});
   event->set_chat_id(event->message_created().chat_id());
   event->set_seq(r[0][0].as<uint64_t>());
   *event->mutable_create_time() = TimestampFromUs(r[0][1].as<int64_t>());
@@ -917,6 +950,21 @@ absl::StatusOr<iv1::ChatEventResult> StorageRepository::AppendMessage(
                                                 req.reply_to_message_id(),
                                                 " not found in this chat"));
       }
+      if (req.file_id() != 0) {
+        // The file must have been uploaded by the sender to this chat.
+        const pqxx::result file = tx.exec_params(
+            "SELECT uploader_user_id, chat_id FROM files WHERE file_id = $1",
+            req.file_id());
+        if (file.empty()) {
+          return absl::NotFoundError(
+              absl::StrCat("file_id: file ", req.file_id(), " not found"));
+        }
+        if (file[0][0].as<int64_t>() != sender ||
+            file[0][1].as<int64_t>() != chat_id) {
+          return absl::InvalidArgumentError(
+              "file_id: the file was not uploaded by the sender to this chat");
+        }
+      }
       const pqxx::result inserted = tx.exec_params(
           absl::StrCat(
               "INSERT INTO messages AS m (message_id, chat_id, seq, sender_id, "
@@ -941,6 +989,7 @@ absl::StatusOr<iv1::ChatEventResult> StorageRepository::AppendMessage(
       event->set_seq(static_cast<uint64_t>(seq));
       *event->mutable_create_time() = TimestampFromUs(ev[0][0].as<int64_t>());
       ReadMessage(inserted[0], 0, event->mutable_message_created());
+      AttachFiles(tx, {event->mutable_message_created()});
       absl::StatusOr<pv1::Chat> chat = LoadChat(tx, sender, chat_id);
       if (!chat.ok()) return chat.status();
       for (int64_t id : MemberIds(*chat)) result.add_recipient_user_ids(id);
@@ -978,6 +1027,7 @@ absl::StatusOr<pv1::ListMessagesResponse> StorageRepository::ListMessages(
     std::vector<pv1::Message*> page;
     for (pv1::Message& msg : *resp.mutable_messages()) page.push_back(&msg);
     AttachReactions(tx, page);
+    AttachFiles(tx, page);
     if (static_cast<int64_t>(r.size()) > page_size) {
       resp.set_next_before_seq(resp.messages(n - 1).seq());
     }
@@ -1031,6 +1081,7 @@ absl::StatusOr<pv1::SyncChatResponse> StorageRepository::SyncChat(
       with_message.push_back(msg);
     }
     AttachReactions(tx, with_message);
+    AttachFiles(tx, with_message);
     resp.set_has_more(static_cast<int64_t>(r.size()) > page_size);
     return absl::OkStatus();
   });
@@ -1408,6 +1459,33 @@ StorageRepository::GetVisibleUsers(const iv1::GetVisibleUsersRequest& req) {
     }
   }
   return resp;
+}
+
+absl::Status StorageRepository::CheckFileAccess(int64_t user_id,
+                                                int64_t file_id) {
+  if (auto s = RequireId("user_id", user_id); !s.ok()) return s;
+  if (auto s = RequireId("file_id", file_id); !s.ok()) return s;
+  return pool_->ReadOnly([&](pqxx::work& tx) -> absl::Status {
+    // A file is only ever attached in the chat it was uploaded to
+    // (AppendMessage checks), so only that chat's messages can share it.
+    const pqxx::result r = tx.exec_params(
+        "SELECT f.uploader_user_id = $2 OR EXISTS ("
+        "  SELECT 1 FROM messages m JOIN chat_members cm "
+        "  ON cm.chat_id = m.chat_id AND cm.user_id = $2 "
+        "  WHERE m.chat_id = f.chat_id AND m.file_id = f.file_id "
+        "  AND NOT m.deleted) "
+        "FROM files f WHERE f.file_id = $1",
+        file_id, user_id);
+    if (r.empty()) {
+      return absl::NotFoundError(
+          absl::StrCat("file_id: file ", file_id, " not found"));
+    }
+    if (!r[0][0].as<bool>()) {
+      return absl::PermissionDeniedError(
+          "file_id: the caller may not read this file");
+    }
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace parley::storage

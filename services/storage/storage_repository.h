@@ -69,7 +69,11 @@ class StorageRepository {
   absl::StatusOr<v1::Chat> GetChat(const internal::v1::GetChatRequest& req);
 
   // Idempotent per (sender, client_message_id): a retry with the same
-  // content returns the original message with duplicate=true.
+  // content returns the original message with duplicate=true. A file_id
+  // must name a file the sender uploaded to this chat (NOT_FOUND
+  // "file_id: ..." when unknown, else INVALID_ARGUMENT "file_id: ..."); the
+  // text may then be empty. Messages read anywhere carry the file's
+  // metadata in Message.file.
   absl::StatusOr<internal::v1::ChatEventResult> AppendMessage(
       const internal::v1::AppendMessageRequest& req);
   absl::StatusOr<v1::ListMessagesResponse> ListMessages(
@@ -131,6 +135,11 @@ class StorageRepository {
   // INVALID_ARGUMENT "user_ids: at most 500".
   absl::StatusOr<internal::v1::GetVisibleUsersResponse> GetVisibleUsers(
       const internal::v1::GetVisibleUsersRequest& req);
+
+  // OK when `user_id` may read the file: its uploader, or a member of the
+  // chat in which a message that is not deleted references it.
+  // NOT_FOUND "file_id: ..." for an unknown file, else PERMISSION_DENIED.
+  absl::Status CheckFileAccess(int64_t user_id, int64_t file_id);
 
  private:
   PgPool* const pool_;

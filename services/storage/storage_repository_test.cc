@@ -2,6 +2,7 @@
 #include "services/storage/storage_repository.h"
 
 #include <grpcpp/grpcpp.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/grpc_util.h"
@@ -25,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
 #include "services/storage/migrations.h"
+#include "services/storage/pg_blob_store.h"
 #include "services/storage/storage_service.h"
 #include "tests/support/test_postgres.h"
 
@@ -73,6 +76,45 @@ class PostgresEnvironment : public ::testing::Environment {
 
 PostgresEnvironment* const g_env = static_cast<PostgresEnvironment*>(
     ::testing::AddGlobalTestEnvironment(new PostgresEnvironment));
+
+// The blob store over the environment's database (never destroyed: it
+// must not outlive the pool at exit).
+PgBlobStore& Blobs() {
+  static PgBlobStore* const store = [] {
+    PgBlobStoreOptions options;
+    options.url = g_env->pg().url();
+    return new PgBlobStore(&g_env->pool(), options);
+  }();
+  return *store;
+}
+
+std::string Sha256Hex(absl::string_view data) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size());
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+}
+
+// Stores a file directly through the blob store; returns its id.
+int64_t StoreFile(int64_t uploader, int64_t chat,
+                  const std::string& content = "file content") {
+  UploadMetadata meta;
+  meta.uploader_user_id = uploader;
+  meta.chat_id = chat;
+  meta.name = "f.txt";
+  meta.content_type = "text/plain";
+  meta.size_bytes = static_cast<int64_t>(content.size());
+  meta.sha256_hex = Sha256Hex(content);
+  auto writer = Blobs().BeginUpload(meta);
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  if (!writer.ok()) return 0;
+  absl::Status s = (*writer)->Append(content);
+  EXPECT_TRUE(s.ok()) << s;
+  auto file = (*writer)->Finish();
+  EXPECT_TRUE(file.ok()) << file.status();
+  return file.ok() ? file->file_id : 0;
+}
 
 std::atomic<int64_t> g_next_user{0};
 std::atomic<int64_t> g_next_message_id{1000};
@@ -914,12 +956,13 @@ TEST_F(StorageTest, AppendMessageErrors) {
   iv1::AppendMessageRequest good_reply = MessageRequest(chat, b, "e6", "re");
   good_reply.set_reply_to_message_id(
       ParseId("id", ok->event().message_created().message_id()).value());
-  good_reply.set_file_id(42);
+  const int64_t file_id = StoreFile(b, chat);
+  good_reply.set_file_id(file_id);
   auto replied = repo().AppendMessage(good_reply);
   ASSERT_TRUE(replied.ok()) << replied.status();
   EXPECT_EQ(replied->event().message_created().reply_to_message_id(),
             ok->event().message_created().message_id());
-  EXPECT_EQ(replied->event().message_created().file().file_id(), "42");
+  EXPECT_EQ(replied->event().message_created().file().file_id(), Id(file_id));
   EXPECT_EQ(replied->event().seq(), 2u);
 }
 
@@ -1798,7 +1841,7 @@ TEST_F(StorageTest, DeleteLeavesATombstoneEverywhere) {
   const int64_t chat = NewGroup(a, {b});
   iv1::AppendMessageRequest req =
       MessageRequest(chat, b, absl::StrCat("tomb-", chat), "secret one");
-  req.set_file_id(77);
+  req.set_file_id(StoreFile(b, chat));
   ASSERT_TRUE(repo().AppendMessage(req).ok());  // 1
   const int64_t msg = req.message_id();
   ASSERT_TRUE(Edit(b, chat, msg, "secret two").ok());  // 2
@@ -2329,6 +2372,430 @@ TEST_F(StorageTest, ServiceAnswersOverGrpc) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << i;
   }
   ShutdownGracefully(server->server.get(), std::chrono::seconds(1));
+}
+
+// ------------------------------------------------------------ file sharing
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+std::string Bytes(int64_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string out(static_cast<size_t>(size), '\0');
+  for (char& c : out) c = static_cast<char>(rng());
+  return out;
+}
+
+struct UploadOptions {
+  std::string name = "photo.png";
+  std::string content_type = "image/png";
+  std::string sha256;          // empty: the content's
+  int64_t size_bytes = -1;     // negative: the content's
+  int64_t max_file_bytes = 0;
+  int64_t piece = kMiB;
+};
+
+struct UploadResult {
+  grpc::Status status;
+  pv1::File file;
+};
+
+struct DownloadResult {
+  grpc::Status status;
+  pv1::File metadata;
+  std::string content;
+  int frames = 0;
+  size_t largest_chunk = 0;
+};
+
+// StorageServiceImpl with the blob store behind a real in-process server.
+class FileServiceTest : public StorageTest {
+ protected:
+  void SetUp() override {
+    StorageTest::SetUp();
+    ASSERT_GE(sodium_init(), 0);
+    workers_ = std::make_unique<ThreadPool>("file-test", 4, 64);
+    service_ = std::make_unique<StorageServiceImpl>(&repo(), workers_.get(),
+                                                    &Blobs());
+    auto server = StartServer(ServerOptions{}, {service_.get()});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    stub_ = iv1::StorageService::NewStub(
+        MakeChannel(absl::StrCat("127.0.0.1:", server_.port)));
+  }
+  void TearDown() override {
+    if (server_.server != nullptr) {
+      server_.server->Shutdown(std::chrono::system_clock::now() +
+                               std::chrono::seconds(2));
+      server_.server->Wait();
+    }
+    workers_.reset();
+    EXPECT_EQ(Blobs().active_uploads(), 0);
+  }
+
+  UploadResult Upload(int64_t uploader, int64_t chat, const std::string& content,
+                      const UploadOptions& o = {}) {
+    UploadResult result;
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(30));
+    auto writer = stub_->UploadFile(&ctx, &result.file);
+    iv1::UploadFileChunk frame;
+    iv1::UploadFileBegin* begin = frame.mutable_begin();
+    begin->set_uploader_user_id(uploader);
+    begin->set_max_file_bytes(o.max_file_bytes);
+    pv1::UploadFileMetadata* m = begin->mutable_metadata();
+    m->set_chat_id(Id(chat));
+    m->set_name(o.name);
+    m->set_content_type(o.content_type);
+    m->set_size_bytes(o.size_bytes >= 0 ? o.size_bytes
+                                        : static_cast<int64_t>(content.size()));
+    m->set_sha256(o.sha256.empty() ? Sha256Hex(content) : o.sha256);
+    bool open = writer->Write(frame);
+    for (size_t at = 0; open && at < content.size();
+         at += static_cast<size_t>(o.piece)) {
+      frame.Clear();
+      frame.set_chunk(content.substr(at, static_cast<size_t>(o.piece)));
+      open = writer->Write(frame);
+    }
+    if (open) writer->WritesDone();
+    result.status = writer->Finish();
+    return result;
+  }
+
+  DownloadResult Download(int64_t user, int64_t file_id, int64_t offset = 0) {
+    DownloadResult result;
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(30));
+    iv1::DownloadFileRequest req;
+    req.set_user_id(user);
+    req.set_file_id(file_id);
+    req.set_offset(offset);
+    auto reader = stub_->DownloadFile(&ctx, req);
+    pv1::DownloadFileResponse frame;
+    while (reader->Read(&frame)) {
+      if (result.frames++ == 0) {
+        EXPECT_TRUE(frame.has_metadata());
+        result.metadata = frame.metadata();
+      } else {
+        EXPECT_EQ(frame.data_case(), pv1::DownloadFileResponse::kChunk);
+        result.largest_chunk =
+            std::max(result.largest_chunk, frame.chunk().size());
+        result.content += frame.chunk();
+      }
+    }
+    result.status = reader->Finish();
+    return result;
+  }
+
+  // Rows of blobs, blob_chunks and files.
+  std::vector<int64_t> Counts() {
+    return {SqlInt("SELECT count(*) FROM blobs"),
+            SqlInt("SELECT count(*) FROM blob_chunks"),
+            SqlInt("SELECT count(*) FROM files")};
+  }
+
+  // Waits up to ~2 s for every server-side upload to end.
+  void WaitForNoUploads() {
+    for (int i = 0; i < 200 && Blobs().active_uploads() != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(Blobs().active_uploads(), 0);
+  }
+
+  absl::StatusOr<iv1::ChatEventResult> SendFile(int64_t chat, int64_t sender,
+                                                int64_t file_id,
+                                                const std::string& text = "") {
+    static std::atomic<int64_t> n{0};
+    iv1::AppendMessageRequest req = MessageRequest(
+        chat, sender, absl::StrCat("file-", n.fetch_add(1)), text);
+    req.set_file_id(file_id);
+    return repo().AppendMessage(req);
+  }
+
+  std::unique_ptr<ThreadPool> workers_;
+  std::unique_ptr<StorageServiceImpl> service_;
+  RunningServer server_;
+  std::unique_ptr<iv1::StorageService::Stub> stub_;
+};
+
+TEST_F(FileServiceTest, UploadsAndDownloadsAtChunkBoundaries) {
+  const int64_t a = NewUser();
+  const int64_t chat = NewGroup(a, {});
+  uint32_t seed = 1;
+  for (int64_t size : {int64_t{0}, int64_t{1}, kMiB, kMiB + 1}) {
+    SCOPED_TRACE(size);
+    const std::string content = Bytes(size, seed++);
+    UploadResult up = Upload(a, chat, content);
+    ASSERT_TRUE(up.status.ok()) << up.status.error_message();
+    EXPECT_FALSE(up.file.file_id().empty());
+    EXPECT_EQ(up.file.name(), "photo.png");
+    EXPECT_EQ(up.file.content_type(), "image/png");
+    EXPECT_EQ(up.file.size_bytes(), size);
+    EXPECT_EQ(up.file.sha256(), Sha256Hex(content));
+    const int64_t file_id = ParseId("file_id", up.file.file_id()).value();
+    DownloadResult down = Download(a, file_id);
+    ASSERT_TRUE(down.status.ok()) << down.status.error_message();
+    EXPECT_EQ(down.metadata.SerializeAsString(), up.file.SerializeAsString());
+    EXPECT_TRUE(down.content == content);
+    EXPECT_LE(down.largest_chunk, static_cast<size_t>(kMiB));
+  }
+}
+
+TEST_F(FileServiceTest, DownloadResumesFromAnOffset) {
+  const int64_t a = NewUser();
+  const int64_t chat = NewGroup(a, {});
+  const std::string content = Bytes(2 * kMiB + 100, 7);
+  UploadResult up = Upload(a, chat, content, {.piece = 300000});
+  ASSERT_TRUE(up.status.ok()) << up.status.error_message();
+  const int64_t file_id = ParseId("file_id", up.file.file_id()).value();
+  for (int64_t offset : {int64_t{1}, kMiB - 1, kMiB, 2 * kMiB + 99,
+                         2 * kMiB + 100}) {
+    SCOPED_TRACE(offset);
+    DownloadResult down = Download(a, file_id, offset);
+    ASSERT_TRUE(down.status.ok()) << down.status.error_message();
+    EXPECT_EQ(down.metadata.size_bytes(), 2 * kMiB + 100);
+    EXPECT_TRUE(down.content == content.substr(static_cast<size_t>(offset)));
+  }
+  DownloadResult past = Download(a, file_id, 2 * kMiB + 101);
+  EXPECT_EQ(past.status.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_THAT(past.status.error_message(), HasSubstr("offset"));
+  DownloadResult negative = Download(a, file_id, -1);
+  EXPECT_EQ(negative.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(negative.status.error_message(), HasSubstr("offset"));
+  DownloadResult unknown = Download(a, file_id + 1000000);
+  EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(unknown.status.error_message(), HasSubstr("file_id"));
+}
+
+TEST_F(FileServiceTest, MismatchesLeaveNoRows) {
+  const int64_t a = NewUser();
+  const int64_t chat = NewGroup(a, {});
+  const std::vector<int64_t> before = Counts();
+  const std::string content = Bytes(kMiB + 5, 11);
+
+  UploadResult bad_sha =
+      Upload(a, chat, content, {.sha256 = Sha256Hex("something else")});
+  EXPECT_EQ(bad_sha.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad_sha.status.error_message(), HasSubstr("sha256"));
+  EXPECT_EQ(Counts(), before);
+
+  UploadResult too_short = Upload(a, chat, content, {.size_bytes = kMiB + 6});
+  EXPECT_EQ(too_short.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(too_short.status.error_message(), HasSubstr("size_bytes"));
+  EXPECT_EQ(Counts(), before);
+
+  UploadResult too_long = Upload(a, chat, content, {.size_bytes = kMiB});
+  EXPECT_EQ(too_long.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(too_long.status.error_message(), HasSubstr("size_bytes"));
+  EXPECT_EQ(Counts(), before);
+
+  UploadResult big_frame = Upload(a, chat, content, {.piece = kMiB + 1});
+  EXPECT_EQ(big_frame.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(big_frame.status.error_message(), HasSubstr("chunk"));
+  WaitForNoUploads();
+  EXPECT_EQ(Counts(), before);
+}
+
+TEST_F(FileServiceTest, CancelledUploadLeavesNoRows) {
+  const int64_t a = NewUser();
+  const int64_t chat = NewGroup(a, {});
+  const std::vector<int64_t> before = Counts();
+  const std::string piece = Bytes(kMiB, 13);
+  grpc::ClientContext ctx;
+  SetTimeout(&ctx, std::chrono::seconds(30));
+  pv1::File file;
+  auto writer = stub_->UploadFile(&ctx, &file);
+  iv1::UploadFileChunk frame;
+  frame.mutable_begin()->set_uploader_user_id(a);
+  pv1::UploadFileMetadata* m = frame.mutable_begin()->mutable_metadata();
+  m->set_chat_id(Id(chat));
+  m->set_name("big.bin");
+  m->set_content_type("application/octet-stream");
+  m->set_size_bytes(10 * kMiB);
+  m->set_sha256(std::string(64, 'a'));
+  ASSERT_TRUE(writer->Write(frame));
+  for (int i = 0; i < 3; ++i) {
+    frame.Clear();
+    frame.set_chunk(piece);
+    ASSERT_TRUE(writer->Write(frame));
+  }
+  // Let the server start the upload.
+  for (int i = 0; i < 200 && Blobs().active_uploads() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(Blobs().active_uploads(), 1);
+  ctx.TryCancel();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  WaitForNoUploads();
+  EXPECT_EQ(Counts(), before);
+}
+
+TEST_F(FileServiceTest, UploadValidatesMetadata) {
+  const int64_t a = NewUser();
+  const int64_t outsider = NewUser();
+  const int64_t chat = NewGroup(a, {});
+  const std::vector<int64_t> before = Counts();
+  const std::string content = "hello";
+  struct Case {
+    UploadOptions options;
+    grpc::StatusCode code;
+    const char* field;
+  };
+  const std::vector<Case> cases = {
+      {{.name = ""}, grpc::StatusCode::INVALID_ARGUMENT, "name"},
+      {{.name = std::string(256, 'x')}, grpc::StatusCode::INVALID_ARGUMENT,
+       "name"},
+      {{.name = "a/b"}, grpc::StatusCode::INVALID_ARGUMENT, "name"},
+      {{.name = "a\\b"}, grpc::StatusCode::INVALID_ARGUMENT, "name"},
+      {{.name = "a\nb"}, grpc::StatusCode::INVALID_ARGUMENT, "name"},
+      {{.content_type = "png"}, grpc::StatusCode::INVALID_ARGUMENT,
+       "content_type"},
+      {{.content_type = "image/"}, grpc::StatusCode::INVALID_ARGUMENT,
+       "content_type"},
+      {{.content_type = "image/p ng"}, grpc::StatusCode::INVALID_ARGUMENT,
+       "content_type"},
+      {{.sha256 = "abc"}, grpc::StatusCode::INVALID_ARGUMENT, "sha256"},
+      {{.sha256 = std::string(64, 'g')}, grpc::StatusCode::INVALID_ARGUMENT,
+       "sha256"},
+      {{.max_file_bytes = 4}, grpc::StatusCode::RESOURCE_EXHAUSTED,
+       "size_bytes"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(i);
+    UploadResult r = Upload(a, chat, content, cases[i].options);
+    EXPECT_EQ(r.status.error_code(), cases[i].code);
+    EXPECT_THAT(r.status.error_message(), HasSubstr(cases[i].field));
+  }
+  UploadResult stranger = Upload(outsider, chat, content);
+  EXPECT_EQ(stranger.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  UploadResult no_chat = Upload(a, chat + 1000000, content);
+  EXPECT_EQ(no_chat.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(no_chat.status.error_message(), HasSubstr("chat_id"));
+  EXPECT_TRUE(Upload(a, chat, content, {.max_file_bytes = 5}).status.ok());
+
+  {  // A chunk before the metadata.
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    pv1::File file;
+    auto writer = stub_->UploadFile(&ctx, &file);
+    iv1::UploadFileChunk frame;
+    frame.set_chunk("x");
+    writer->Write(frame);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("metadata: must come first"));
+  }
+  {  // Two begin frames.
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    pv1::File file;
+    auto writer = stub_->UploadFile(&ctx, &file);
+    iv1::UploadFileChunk frame;
+    frame.mutable_begin()->set_uploader_user_id(a);
+    pv1::UploadFileMetadata* m = frame.mutable_begin()->mutable_metadata();
+    m->set_chat_id(Id(chat));
+    m->set_name("x.txt");
+    m->set_content_type("text/plain");
+    m->set_size_bytes(1);
+    m->set_sha256(Sha256Hex("x"));
+    writer->Write(frame);
+    writer->Write(frame);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {  // Nothing at all.
+    grpc::ClientContext ctx;
+    SetTimeout(&ctx, std::chrono::seconds(10));
+    pv1::File file;
+    auto writer = stub_->UploadFile(&ctx, &file);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("metadata"));
+  }
+  WaitForNoUploads();
+  EXPECT_EQ(Counts()[2], before[2] + 1);  // only the good one
+}
+
+TEST_F(FileServiceTest, DownloadNeedsAMessageSharingTheFile) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t outsider = NewUser();
+  const int64_t chat = NewGroup(a, {b});
+  const std::string content = Bytes(1000, 17);
+  UploadResult up = Upload(a, chat, content);
+  ASSERT_TRUE(up.status.ok()) << up.status.error_message();
+  const int64_t file_id = ParseId("file_id", up.file.file_id()).value();
+
+  EXPECT_TRUE(Download(a, file_id).status.ok());
+  EXPECT_EQ(Download(b, file_id).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Download(outsider, file_id).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  auto sent = SendFile(chat, a, file_id);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  DownloadResult by_member = Download(b, file_id);
+  ASSERT_TRUE(by_member.status.ok()) << by_member.status.error_message();
+  EXPECT_TRUE(by_member.content == content);
+  EXPECT_EQ(Download(outsider, file_id).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  const int64_t msg = ParseId("message_id",
+                              sent->event().message_created().message_id())
+                          .value();
+  ASSERT_TRUE(Delete(a, chat, msg).ok());
+  EXPECT_EQ(Download(b, file_id).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  DownloadResult by_uploader = Download(a, file_id);
+  ASSERT_TRUE(by_uploader.status.ok()) << by_uploader.status.error_message();
+  EXPECT_TRUE(by_uploader.content == content);
+}
+
+TEST_F(FileServiceTest, MessagesCarryTheirFile) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewGroup(a, {b});
+  const int64_t other = NewGroup(a, {b});
+  UploadResult up = Upload(a, chat, "pdf bytes",
+                           {.name = "doc.pdf",
+                            .content_type = "application/pdf"});
+  ASSERT_TRUE(up.status.ok()) << up.status.error_message();
+  const int64_t file_id = ParseId("file_id", up.file.file_id()).value();
+
+  auto sent = SendFile(chat, a, file_id);  // no text
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  EXPECT_EQ(sent->event().message_created().file().SerializeAsString(),
+            up.file.SerializeAsString());
+  const int64_t msg = ParseId("message_id",
+                              sent->event().message_created().message_id())
+                          .value();
+  const pv1::Message listed = Listed(b, chat, msg);
+  EXPECT_EQ(listed.text(), "");
+  EXPECT_EQ(listed.file().file_id(), Id(file_id));
+  EXPECT_EQ(listed.file().name(), "doc.pdf");
+  EXPECT_EQ(listed.file().content_type(), "application/pdf");
+  EXPECT_EQ(listed.file().size_bytes(), 9);
+  EXPECT_EQ(listed.file().sha256(), Sha256Hex("pdf bytes"));
+  auto sync = Sync(b, chat, 0, 100);
+  ASSERT_TRUE(sync.ok()) << sync.status();
+  ASSERT_GE(sync->events_size(), 1);
+  EXPECT_EQ(sync->events(sync->events_size() - 1)
+                .message_created()
+                .file()
+                .SerializeAsString(),
+            up.file.SerializeAsString());
+
+  // From another chat, by another member, or unknown: rejected.
+  auto elsewhere = SendFile(other, a, file_id);
+  EXPECT_EQ(elsewhere.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(elsewhere.status().message()), HasSubstr("file_id"));
+  auto not_mine = SendFile(chat, b, file_id);
+  EXPECT_EQ(not_mine.status().code(), absl::StatusCode::kInvalidArgument);
+  auto unknown = SendFile(chat, a, file_id + 1000000);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("file_id"));
 }
 
 }  // namespace

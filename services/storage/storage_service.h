@@ -14,15 +14,25 @@
 
 #include "common/thread_pool.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
+#include "services/storage/blob_store.h"
 #include "services/storage/storage_repository.h"
 
 namespace parley::storage {
 
+// Upload limit when neither the server nor the request sets one (100 MiB).
+inline constexpr int64_t kDefaultMaxFileBytes = int64_t{100} << 20;
+// Largest content frame of UploadFile and DownloadFile.
+inline constexpr int64_t kMaxFileFrameBytes = int64_t{1} << 20;
+
 class StorageServiceImpl final
     : public internal::v1::StorageService::CallbackService {
  public:
-  // Neither is owned; both must outlive the server.
-  StorageServiceImpl(StorageRepository* repo, ThreadPool* workers);
+  // Neither is owned; both must outlive the server. Without a BlobStore,
+  // UploadFile and DownloadFile answer UNIMPLEMENTED. `max_file_bytes` caps
+  // every upload and is the limit of an UploadFileBegin that names none.
+  StorageServiceImpl(StorageRepository* repo, ThreadPool* workers,
+                     BlobStore* blobs = nullptr,
+                     int64_t max_file_bytes = kDefaultMaxFileBytes);
 
   grpc::ServerUnaryReactor* CreateUser(
       grpc::CallbackServerContext* ctx,
@@ -107,8 +117,16 @@ class StorageServiceImpl final
       grpc::CallbackServerContext* ctx,
       const internal::v1::ReactionRequest* req,
       internal::v1::ChatEventResult* resp) override;
+  grpc::ServerReadReactor<internal::v1::UploadFileChunk>* UploadFile(
+      grpc::CallbackServerContext* ctx, v1::File* resp) override;
+  grpc::ServerWriteReactor<v1::DownloadFileResponse>* DownloadFile(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::DownloadFileRequest* req) override;
 
  private:
+  class UploadReactor;
+  class DownloadReactor;
+
   // Runs `call` (returning absl::StatusOr<Response>) on a worker and
   // finishes the call's default reactor with its outcome.
   template <typename Response, typename Call>
@@ -118,6 +136,8 @@ class StorageServiceImpl final
 
   StorageRepository* const repo_;
   ThreadPool* const workers_;
+  BlobStore* const blobs_;
+  const int64_t max_file_bytes_;
 };
 
 }  // namespace parley::storage
