@@ -266,6 +266,17 @@ grpc::ServerUnaryReactor* ChatServiceImpl::SyncChat(
   });
 }
 
+grpc::ServerReadReactor<v1::UploadFileRequest>* ChatServiceImpl::UploadFile(
+    grpc::CallbackServerContext* ctx, v1::File* resp) {
+  return StartUpload(ctx, resp, auth_, storage_, options_.files);
+}
+
+grpc::ServerWriteReactor<v1::DownloadFileResponse>*
+ChatServiceImpl::DownloadFile(grpc::CallbackServerContext* ctx,
+                              const v1::DownloadFileRequest* req) {
+  return StartDownload(ctx, req, auth_, storage_);
+}
+
 grpc::ServerUnaryReactor* ChatServiceImpl::EditMessage(
     grpc::CallbackServerContext* ctx, const v1::EditMessageRequest* req,
     v1::Message* resp) {

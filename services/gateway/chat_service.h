@@ -14,6 +14,7 @@
 #include "parley/v1/parley.grpc.pb.h"
 #include "services/gateway/client_stream.h"
 #include "services/gateway/connection_registry.h"
+#include "services/gateway/file_transfer.h"
 #include "services/gateway/message_backends.h"
 #include "services/gateway/token_authenticator.h"
 
@@ -23,6 +24,7 @@ struct ChatOptions {
   int max_group_members = 10000;
   std::chrono::milliseconds backend_timeout{5000};
   ClientStreamOptions stream;
+  FileTransferOptions files;
 };
 
 class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
@@ -81,6 +83,11 @@ class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
       grpc::CallbackServerContext* ctx,
       const parley::v1::RemoveReactionRequest* req,
       parley::v1::Message* resp) override;
+  grpc::ServerReadReactor<parley::v1::UploadFileRequest>* UploadFile(
+      grpc::CallbackServerContext* ctx, parley::v1::File* resp) override;
+  grpc::ServerWriteReactor<parley::v1::DownloadFileResponse>* DownloadFile(
+      grpc::CallbackServerContext* ctx,
+      const parley::v1::DownloadFileRequest* req) override;
   grpc::ServerUnaryReactor* MarkRead(grpc::CallbackServerContext* ctx,
                                      const parley::v1::MarkReadRequest* req,
                                      google::protobuf::Empty* resp) override;

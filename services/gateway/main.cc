@@ -46,6 +46,7 @@ ABSL_FLAG(int, stream_queue, 4096,
           "Frames queued for a client that does not read before it is "
           "disconnected.");
 ABSL_FLAG(int, password_hash_threads, 2, "Threads hashing passwords.");
+ABSL_FLAG(int64_t, max_file_bytes, 100LL << 20, "Largest file accepted.");
 ABSL_FLAG(uint64_t, password_hash_ops, 2, "argon2id ops limit.");
 ABSL_FLAG(uint64_t, password_hash_mem_kib, 65536, "argon2id memory limit.");
 
@@ -93,6 +94,7 @@ Options ReadFlags() {
   o.chat.max_group_members = absl::GetFlag(FLAGS_max_group_members);
   o.chat.backend_timeout = backend_timeout;
   o.chat.stream.max_queue = absl::GetFlag(FLAGS_stream_queue);
+  o.chat.files.max_file_bytes = absl::GetFlag(FLAGS_max_file_bytes);
   return o;
 }
 

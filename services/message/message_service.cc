@@ -27,9 +27,6 @@ absl::Status ValidateSend(const internal::AppendMessageRequest& req) {
   if (req.file_id() < 0) {
     return absl::InvalidArgumentError("file_id: is not a valid id");
   }
-  if (req.file_id() != 0) {
-    return absl::UnimplementedError("file_id: file sharing is not available yet");
-  }
   return ValidateMessageText(req.text(), /*required=*/req.file_id() == 0);
 }
 

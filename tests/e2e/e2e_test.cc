@@ -639,18 +639,5 @@ TEST_F(E2eTest, CreateGroupChatRejectsBadInput) {
   EXPECT_NE(over.error_code(), grpc::StatusCode::INTERNAL);
 }
 
-TEST_F(E2eTest, LaterFeaturesAnswerUnimplemented) {
-  TestUser a = api_->NewUser("a");
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + a.token);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::DownloadFileRequest req;
-  req.set_file_id("1");
-  auto reader = api_->chat()->DownloadFile(&ctx, req);
-  v1::DownloadFileResponse chunk;
-  EXPECT_FALSE(reader->Read(&chunk));
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
-}
-
 }  // namespace
 }  // namespace parley::e2e
