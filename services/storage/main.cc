@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -28,6 +30,9 @@ ABSL_FLAG(int, pool_size, 8,
 ABSL_FLAG(int, statement_timeout_ms, 5000,
           "statement_timeout of every database session; 0 disables it.");
 ABSL_FLAG(bool, migrate, true, "Apply pending schema migrations at start.");
+ABSL_FLAG(int, blob_gc_interval_s, 300,
+          "How often blobs that no file references any more are collected "
+          "(0 disables).");
 ABSL_FLAG(int64_t, max_file_bytes, int64_t{104857600},
           "Largest file accepted by UploadFile, in bytes (also the limit of "
           "an upload whose request names none).");
@@ -114,8 +119,35 @@ int main(int argc, char** argv) {
   spdlog::info("parley-storage listening on port {} ({})", server->port,
                server_options.listen);
 
+  // Unreferenced blobs are collected in the background.
+  const int gc_interval_s = absl::GetFlag(FLAGS_blob_gc_interval_s);
+  std::mutex gc_mu;
+  std::condition_variable gc_cv;
+  bool stopping = false;
+  std::thread gc([&] {
+    std::unique_lock<std::mutex> lock(gc_mu);
+    while (gc_interval_s > 0 &&
+           !gc_cv.wait_for(lock, std::chrono::seconds(gc_interval_s),
+                           [&] { return stopping; })) {
+      lock.unlock();
+      absl::StatusOr<int> collected = blobs.CollectGarbage();
+      if (!collected.ok()) {
+        spdlog::warn("blob collection failed: {}", collected.status().ToString());
+      } else if (*collected > 0) {
+        spdlog::info("collected {} unreferenced blobs", *collected);
+      }
+      lock.lock();
+    }
+  });
+
   const int sig = parley::WaitForShutdownSignal();
   spdlog::info("signal {}: shutting down", sig);
+  {
+    std::lock_guard<std::mutex> lock(gc_mu);
+    stopping = true;
+  }
+  gc_cv.notify_all();
+  gc.join();
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
   server->server->Wait();
   return 0;
