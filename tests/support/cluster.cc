@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
@@ -23,10 +24,12 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(Options options) {
   c->redis_ = std::move(*redis);
 
   const std::string bin = BinDir();
+  // Each process binds port 0 and reports the port it got; it is started
+  // before the next one is configured, which needs its address.
+  absl::Status launched = absl::OkStatus();
   auto add = [&](const std::string& name, std::vector<std::string> argv) {
+    if (!launched.ok()) return;
     Proc p;
-    p.port = FreePort();
-    argv.push_back(absl::StrCat("--listen=127.0.0.1:", p.port));
     argv.push_back("--log_level=info");
     auto extra = options.extra_flags.find(name);
     if (extra != options.extra_flags.end()) {
@@ -35,6 +38,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(Options options) {
     p.argv = std::move(argv);
     c->procs_[name] = std::move(p);
     c->order_.push_back(name);
+    launched = c->Launch(name);
   };
   add("storage", {bin + "/parley-storage",
                   "--postgres_url=" + c->postgres_->url(), "--pool_size=8"});
@@ -67,9 +71,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(Options options) {
          // libsodium's interactive limits.
          "--password_hash_ops=1", "--password_hash_mem_kib=8192"});
   }
-  for (const std::string& name : c->order_) {
-    if (auto s = c->Launch(name); !s.ok()) return s;
-  }
+  if (!launched.ok()) return launched;
   return c;
 }
 
@@ -104,9 +106,19 @@ Subprocess* Cluster::process(const std::string& name) {
 
 absl::Status Cluster::Launch(const std::string& name) {
   Proc& p = procs_[name];
-  auto proc = Subprocess::Start(p.argv, absl::StrCat(dir_, "/", name, ".log"));
+  const std::string port_file = absl::StrCat(dir_, "/", name, ".port");
+  std::remove(port_file.c_str());
+  // First start: port 0, the kernel picks. A restart keeps the port, since
+  // the other processes hold the address.
+  std::vector<std::string> argv = p.argv;
+  argv.push_back(absl::StrCat("--listen=127.0.0.1:", p.port));
+  argv.push_back("--port_file=" + port_file);
+  auto proc = Subprocess::Start(argv, absl::StrCat(dir_, "/", name, ".log"));
   if (!proc.ok()) return proc.status();
   p.process = std::move(*proc);
+  auto port = WaitForPortFile(port_file, std::chrono::seconds(30));
+  if (!port.ok()) return port.status();
+  p.port = *port;
   return WaitServing(name, std::chrono::seconds(30));
 }
 
