@@ -47,6 +47,19 @@ absl::Status ParseIds(absl::string_view field,
   return absl::OkStatus();
 }
 
+// Parses the chat_id and message_id that message-level requests carry.
+template <typename Request>
+absl::Status ParseTarget(const Request& req, int64_t* chat_id,
+                         int64_t* message_id) {
+  auto chat = ParseId("chat_id", req.chat_id());
+  if (!chat.ok()) return chat.status();
+  auto message = ParseId("message_id", req.message_id());
+  if (!message.ok()) return message.status();
+  *chat_id = *chat;
+  *message_id = *message;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 ChatServiceImpl::ChatServiceImpl(
@@ -282,16 +295,16 @@ grpc::ServerUnaryReactor* ChatServiceImpl::EditMessage(
     v1::Message* resp) {
   return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
                                        auto timeout) {
-    auto chat = ParseId("chat_id", req->chat_id());
-    if (!chat.ok()) return Fail(reactor, chat.status());
-    auto message = ParseId("message_id", req->message_id());
-    if (!message.ok()) return Fail(reactor, message.status());
+    int64_t chat = 0, message = 0;
+    if (auto s = ParseTarget(*req, &chat, &message); !s.ok()) {
+      return Fail(reactor, s);
+    }
     internal::EditMessageRequest r;
     r.set_actor_user_id(user);
-    r.set_chat_id(*chat);
-    r.set_message_id(*message);
+    r.set_chat_id(chat);
+    r.set_message_id(message);
     r.set_text(req->text());
-    CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::EditMessage,
+    CallAsync(messages_->ForChat(chat)->async(), &MessageAsync::EditMessage,
               std::move(r), timeout, FinishWith(reactor, resp));
   });
 }
@@ -301,15 +314,15 @@ grpc::ServerUnaryReactor* ChatServiceImpl::DeleteMessage(
     v1::Message* resp) {
   return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
                                        auto timeout) {
-    auto chat = ParseId("chat_id", req->chat_id());
-    if (!chat.ok()) return Fail(reactor, chat.status());
-    auto message = ParseId("message_id", req->message_id());
-    if (!message.ok()) return Fail(reactor, message.status());
+    int64_t chat = 0, message = 0;
+    if (auto s = ParseTarget(*req, &chat, &message); !s.ok()) {
+      return Fail(reactor, s);
+    }
     internal::DeleteMessageRequest r;
     r.set_actor_user_id(user);
-    r.set_chat_id(*chat);
-    r.set_message_id(*message);
-    CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::DeleteMessage,
+    r.set_chat_id(chat);
+    r.set_message_id(message);
+    CallAsync(messages_->ForChat(chat)->async(), &MessageAsync::DeleteMessage,
               std::move(r), timeout, FinishWith(reactor, resp));
   });
 }
@@ -320,14 +333,14 @@ grpc::ServerUnaryReactor* ChatServiceImpl::React(
     v1::Message* resp, bool add) {
   return Authed(ctx, [this, req, resp, add](int64_t user, auto* reactor,
                                             auto timeout) {
-    auto chat = ParseId("chat_id", req->chat_id());
-    if (!chat.ok()) return Fail(reactor, chat.status());
-    auto message = ParseId("message_id", req->message_id());
-    if (!message.ok()) return Fail(reactor, message.status());
+    int64_t chat = 0, message = 0;
+    if (auto s = ParseTarget(*req, &chat, &message); !s.ok()) {
+      return Fail(reactor, s);
+    }
     internal::ReactionRequest r;
     r.set_actor_user_id(user);
-    r.set_chat_id(*chat);
-    r.set_message_id(*message);
+    r.set_chat_id(chat);
+    r.set_message_id(message);
     r.set_emoji(req->emoji());
     using Method = void (MessageAsync::*)(
         grpc::ClientContext*, const internal::ReactionRequest*, v1::Message*,
@@ -335,7 +348,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::React(
     const Method method =
         add ? static_cast<Method>(&MessageAsync::AddReaction)
             : static_cast<Method>(&MessageAsync::RemoveReaction);
-    CallAsync(messages_->ForChat(*chat)->async(), method, std::move(r), timeout,
+    CallAsync(messages_->ForChat(chat)->async(), method, std::move(r), timeout,
               FinishWith(reactor, resp));
   });
 }

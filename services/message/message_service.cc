@@ -43,6 +43,12 @@ absl::Status ValidateTarget(int64_t actor, int64_t chat_id, int64_t message_id) 
   return absl::OkStatus();
 }
 
+absl::Status ValidateReaction(const internal::ReactionRequest& req) {
+  absl::Status valid =
+      ValidateTarget(req.actor_user_id(), req.chat_id(), req.message_id());
+  return valid.ok() ? ValidateEmoji(req.emoji()) : valid;
+}
+
 // The message an event carries, whatever its kind.
 const parley::v1::Message* EventMessage(const parley::v1::ChatEvent& e) {
   switch (e.event_case()) {
@@ -141,12 +147,16 @@ grpc::ServerWriteReactor<internal::Delivery>* MessageServiceImpl::Subscribe(
 
 template <typename Request>
 grpc::ServerUnaryReactor* MessageServiceImpl::AppendEvent(
-    grpc::CallbackServerContext* ctx,
+    grpc::CallbackServerContext* ctx, const absl::Status& valid,
     void (StorageAsync::*method)(grpc::ClientContext*, const Request*,
                                  internal::ChatEventResult*,
                                  std::function<void(grpc::Status)>),
     Request request, parley::v1::Message* resp) {
   auto* reactor = ctx->DefaultReactor();
+  if (!valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
   CallAsync(storage_->async(), method, std::move(request),
             RemainingOr(ctx->deadline(), options_.storage_timeout),
             [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
@@ -175,55 +185,31 @@ grpc::ServerUnaryReactor* MessageServiceImpl::EditMessage(
   absl::Status valid =
       ValidateTarget(req->actor_user_id(), req->chat_id(), req->message_id());
   if (valid.ok()) valid = ValidateMessageText(req->text());
-  if (!valid.ok()) {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(valid));
-    return reactor;
-  }
-  return AppendEvent(ctx, &StorageAsync::EditMessage, *req, resp);
+  return AppendEvent(ctx, valid, &StorageAsync::EditMessage, *req, resp);
 }
 
 grpc::ServerUnaryReactor* MessageServiceImpl::DeleteMessage(
     grpc::CallbackServerContext* ctx, const internal::DeleteMessageRequest* req,
     parley::v1::Message* resp) {
-  if (absl::Status valid = ValidateTarget(req->actor_user_id(), req->chat_id(),
-                                          req->message_id());
-      !valid.ok()) {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(valid));
-    return reactor;
-  }
-  return AppendEvent(ctx, &StorageAsync::DeleteMessage, *req, resp);
+  return AppendEvent(
+      ctx, ValidateTarget(req->actor_user_id(), req->chat_id(), req->message_id()),
+      &StorageAsync::DeleteMessage, *req, resp);
 }
 
 grpc::ServerUnaryReactor* MessageServiceImpl::AddReaction(
     grpc::CallbackServerContext* ctx, const internal::ReactionRequest* req,
     parley::v1::Message* resp) {
-  absl::Status valid =
-      ValidateTarget(req->actor_user_id(), req->chat_id(), req->message_id());
-  if (valid.ok()) valid = ValidateEmoji(req->emoji());
-  if (!valid.ok()) {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(valid));
-    return reactor;
-  }
   internal::ReactionRequest r = *req;
   r.set_max_distinct_emoji(options_.max_reactions_per_message);
-  return AppendEvent(ctx, &StorageAsync::AddReaction, std::move(r), resp);
+  return AppendEvent(ctx, ValidateReaction(*req), &StorageAsync::AddReaction,
+                     std::move(r), resp);
 }
 
 grpc::ServerUnaryReactor* MessageServiceImpl::RemoveReaction(
     grpc::CallbackServerContext* ctx, const internal::ReactionRequest* req,
     parley::v1::Message* resp) {
-  absl::Status valid =
-      ValidateTarget(req->actor_user_id(), req->chat_id(), req->message_id());
-  if (valid.ok()) valid = ValidateEmoji(req->emoji());
-  if (!valid.ok()) {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(valid));
-    return reactor;
-  }
-  return AppendEvent(ctx, &StorageAsync::RemoveReaction, *req, resp);
+  return AppendEvent(ctx, ValidateReaction(*req),
+                     &StorageAsync::RemoveReaction, *req, resp);
 }
 
 grpc::ServerUnaryReactor* MessageServiceImpl::UpdateReceipt(

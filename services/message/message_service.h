@@ -79,12 +79,13 @@ class MessageServiceImpl final
                    const google::protobuf::RepeatedField<int64_t>& recipients);
 
  private:
-  // Calls a storage method that appends one event to a chat, answers with
-  // the event's message and fans the event out (unless it was a no-op).
+  // Unless `valid` says otherwise, calls a storage method that appends one
+  // event to a chat, answers with the event's message and fans the event out
+  // (unless it was a no-op).
   using StorageAsync = internal::StorageService::StubInterface::async_interface;
   template <typename Request>
   grpc::ServerUnaryReactor* AppendEvent(
-      grpc::CallbackServerContext* ctx,
+      grpc::CallbackServerContext* ctx, const absl::Status& valid,
       void (StorageAsync::*method)(grpc::ClientContext*, const Request*,
                                    internal::ChatEventResult*,
                                    std::function<void(grpc::Status)>),
