@@ -63,7 +63,7 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
       begin->set_max_file_bytes(options_.max_file_bytes);
       storage_started_ = true;
       storage_done_ = false;
-      storage_->async()->UploadFile(&client_ctx_, response_, this);
+      storage_->async()->UploadFile(&client_ctx_, &stored_, this);
       StartWrite(&outgoing_);
       StartCall();
       return;
@@ -113,6 +113,9 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
     {
       std::lock_guard<std::mutex> lock(mu_);
       storage_done_ = true;
+      // The server call may have been answered already (a client error):
+      // then its response is gone, which is why storage writes into ours.
+      if (!server_finished_ && status.ok()) *response_ = std::move(stored_);
       FinishServerLocked(status.ok() ? grpc::Status::OK
                                      : ToGrpcStatus(FromGrpcStatus(status)));
       remove = server_done_;
@@ -139,6 +142,7 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
   grpc::ClientContext client_ctx_;
   v1::UploadFileRequest incoming_;
   internal::UploadFileChunk outgoing_;
+  v1::File stored_;  // storage's answer, copied out on success
   std::mutex mu_;
   int64_t user_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool authenticating_ ABSL_GUARDED_BY(mu_) = true;
@@ -184,16 +188,20 @@ class DownloadProxy final
   void OnReadDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!ok || server_finished_) return;  // the status follows in OnDone
+    writing_ = true;
     StartWrite(&frame_);
   }
 
+  // Storage's call is over. Its status may arrive while the last chunk is
+  // still being written to the client: then OnWriteDone finishes.
   void OnDone(const grpc::Status& status) override {
     bool remove;
     {
       std::lock_guard<std::mutex> lock(mu_);
       storage_done_ = true;
-      FinishServerLocked(status.ok() ? grpc::Status::OK
-                                     : ToGrpcStatus(FromGrpcStatus(status)));
+      storage_status_ = status.ok() ? grpc::Status::OK
+                                    : ToGrpcStatus(FromGrpcStatus(status));
+      if (!writing_) FinishServerLocked(storage_status_);
       remove = server_done_;
     }
     if (remove) delete this;
@@ -202,6 +210,9 @@ class DownloadProxy final
   // Server side.
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    // Storage's call is gone: reading from it now would touch a dead call.
+    if (storage_done_) return FinishServerLocked(storage_status_);
     if (!ok) {
       client_ctx_.TryCancel();
       return;
@@ -215,7 +226,7 @@ class DownloadProxy final
     if (authenticating_) return;  // the callback finishes
     if (!storage_done_) {
       client_ctx_.TryCancel();
-    } else {
+    } else if (!writing_) {
       FinishServerLocked(grpc::Status::CANCELLED);
     }
   }
@@ -246,6 +257,8 @@ class DownloadProxy final
   bool authenticating_ ABSL_GUARDED_BY(mu_) = true;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool storage_done_ ABSL_GUARDED_BY(mu_) = true;  // nothing started yet
+  grpc::Status storage_status_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a chunk is on its way out
   bool server_finished_ ABSL_GUARDED_BY(mu_) = false;
   bool server_done_ ABSL_GUARDED_BY(mu_) = false;
 };
