@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -888,10 +889,20 @@ TEST_F(GatewayDeathTest, UsersOfAKilledGatewayGoOfflineWithinTheRouteTtl) {
   ASSERT_TRUE(bs);
   auto as = Open(a, 0), a2s = Open(a2, 0), e0 = Open(e, 0), e1 = Open(e, 1);
   ASSERT_TRUE(as && a2s && e0 && e1);
-  for (const TestUser* u : {&a, &a2, &e}) {
-    ASSERT_TRUE(bs->WaitFor(PresenceIs(*u, true), seconds(5)).has_value())
-        << u->username << " online not pushed";
-  }
+  // The three online frames may come in any order, and WaitFor consumes
+  // what it skips: collect them with one predicate.
+  std::set<std::string> online;
+  auto all_online = bs->WaitFor(
+      [&](const Frame& f) {
+        if (f.has_presence() && f.presence().online()) {
+          online.insert(f.presence().user_id());
+        }
+        return online.count(a.user_id) && online.count(a2.user_id) &&
+               online.count(e.user_id);
+      },
+      seconds(5));
+  ASSERT_TRUE(all_online.has_value())
+      << "online not pushed for all of a, a2, e; got " << online.size();
 
   const int64_t before_kill_ms = NowMs();
   const auto killed = steady_clock::now();

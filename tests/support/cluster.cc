@@ -2,15 +2,50 @@
 
 #include <signal.h>
 
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/client/health_check.h"
 
 namespace parley::testing {
+namespace {
+
+// Why a wait status is not a clean stop, or "" if it is one. SIGKILL and
+// SIGTERM are what tests and teardown send; anything else (a sanitizer's
+// non-zero exit, SIGABRT, SIGSEGV) is a bug in the service.
+std::string AbnormalExit(int status) {
+  if (WIFEXITED(status)) {
+    const int code = WEXITSTATUS(status);
+    return code == 0 ? "" : absl::StrCat("exited with code ", code);
+  }
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    if (sig == SIGKILL || sig == SIGTERM || sig == SIGINT) return "";
+    return absl::StrCat("died of signal ", sig, " (", strsignal(sig), ")");
+  }
+  return "";
+}
+
+std::string LogTail(const std::string& path, size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> tail;
+  for (std::string line; std::getline(in, line);) {
+    tail.push_back(std::move(line));
+    if (tail.size() > lines) tail.erase(tail.begin());
+  }
+  return absl::StrJoin(tail, "\n");
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(Options options) {
   std::unique_ptr<Cluster> c(new Cluster());
@@ -81,13 +116,22 @@ Cluster::~Cluster() {
     Proc& p = procs_[*it];
     if (p.process && p.process->running()) {
       p.process->Signal(SIGTERM);
-      if (p.process->Wait(std::chrono::seconds(10)) < 0) p.process->Kill();
+      if (p.process->Wait(std::chrono::seconds(10)) < 0) {
+        ADD_FAILURE() << *it << " did not stop within 10 s of SIGTERM; see "
+                      << dir_ << "/" << *it << ".log";
+        keep_logs_ = true;
+        p.process->Kill();
+        continue;
+      }
     }
+    CheckExit(*it);
   }
   procs_.clear();
   redis_.reset();
   postgres_.reset();
-  if (std::getenv("PARLEY_KEEP_TEST_LOGS") == nullptr) RemoveTree(dir_);
+  if (!keep_logs_ && std::getenv("PARLEY_KEEP_TEST_LOGS") == nullptr) {
+    RemoveTree(dir_);
+  }
 }
 
 std::string Cluster::address(const std::string& name) const {
@@ -125,8 +169,23 @@ absl::Status Cluster::Launch(const std::string& name) {
 absl::Status Cluster::Restart(const std::string& name) {
   auto it = procs_.find(name);
   if (it == procs_.end()) return absl::NotFoundError(name);
-  if (it->second.process) it->second.process->Kill();
+  if (it->second.process) {
+    // A process that already ended by itself is checked before it is replaced.
+    if (!it->second.process->running()) CheckExit(name);
+    it->second.process->Kill();
+  }
   return Launch(name);
+}
+
+void Cluster::CheckExit(const std::string& name) {
+  Subprocess* p = process(name);
+  if (p == nullptr || !p->wait_status()) return;
+  const std::string why = AbnormalExit(*p->wait_status());
+  if (why.empty()) return;
+  const std::string log = absl::StrCat(dir_, "/", name, ".log");
+  keep_logs_ = true;
+  ADD_FAILURE() << name << " " << why << "; last lines of " << log << ":\n"
+                << LogTail(log, 60);
 }
 
 absl::Status Cluster::WaitServing(const std::string& name,

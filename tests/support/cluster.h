@@ -36,6 +36,9 @@ class Cluster {
   };
 
   static absl::StatusOr<std::unique_ptr<Cluster>> Start(Options options);
+  // Stops every process with SIGTERM. A process that crashed, exited
+  // non-zero (as sanitizers do on a finding) or did not stop in time is a
+  // test failure, and its logs are kept.
   ~Cluster();
 
   std::string gateway_address(int i) const;
@@ -59,8 +62,12 @@ class Cluster {
   };
   Cluster() = default;
   absl::Status Launch(const std::string& name);
+  // Adds a test failure if the process ended abnormally (a crash, or a
+  // sanitizer's non-zero exit).
+  void CheckExit(const std::string& name);
 
   Options options_;
+  bool keep_logs_ = false;
   std::string dir_;
   std::unique_ptr<TestPostgres> postgres_;
   std::unique_ptr<TestRedis> redis_;

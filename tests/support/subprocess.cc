@@ -73,7 +73,7 @@ int Subprocess::Wait(std::chrono::milliseconds timeout) {
     int status = 0;
     const pid_t r = waitpid(pid_, &status, WNOHANG);
     if (r == pid_ || (r < 0 && errno == ECHILD)) {
-      reaped_ = true;
+      Reaped(r == pid_ ? status : 0);
       return status;
     }
     if (std::chrono::steady_clock::now() >= end) return -1;
@@ -92,7 +92,7 @@ bool Subprocess::running() {
   int status = 0;
   const pid_t r = waitpid(pid_, &status, WNOHANG);
   if (r == pid_ || (r < 0 && errno == ECHILD)) {
-    reaped_ = true;
+    Reaped(r == pid_ ? status : 0);
     return false;
   }
   return true;

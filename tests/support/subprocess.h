@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,11 +35,18 @@ class Subprocess {
   // SIGKILL and reap.
   void Kill();
   bool running();
+  // The wait status once reaped (see waitpid), whoever reaped it.
+  std::optional<int> wait_status() const { return wait_status_; }
 
  private:
   explicit Subprocess(pid_t pid) : pid_(pid) {}
+  void Reaped(int status) {
+    reaped_ = true;
+    wait_status_ = status;
+  }
   pid_t pid_;
   bool reaped_ = false;
+  std::optional<int> wait_status_;
 };
 
 // Runs a command to completion; returns its exit code (or -1).
