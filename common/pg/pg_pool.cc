@@ -8,7 +8,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "common/logging.h"
 
 namespace parley {
@@ -130,26 +129,23 @@ absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Create(PgPoolOptions options) {
 PgPool::PgPool(PgPoolOptions options) : options_(std::move(options)) {
   const int n = std::max(1, options_.size);
   slots_.resize(n);
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (int i = n - 1; i >= 0; --i) free_.push_back(i);
 }
 
 PgPool::~PgPool() = default;
 
 int PgPool::in_use() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int>(slots_.size() - free_.size());
 }
 
 absl::StatusOr<int> PgPool::Acquire() {
-  absl::MutexLock lock(&mu_);
-  struct HasFree {
-    const std::vector<int>* free;
-    bool operator()() const { return !free->empty(); }
-  };
-  HasFree has_free{&free_};
-  if (!mu_.AwaitWithTimeout(absl::Condition(&has_free),
-                            absl::FromChrono(options_.acquire_timeout))) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!freed_.wait_for(lock, options_.acquire_timeout,
+                       [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                         return !free_.empty();
+                       })) {
     return absl::UnavailableError("database pool exhausted");
   }
   // LIFO: the most recently used connection is the most likely to be open.
@@ -159,8 +155,11 @@ absl::StatusOr<int> PgPool::Acquire() {
 }
 
 void PgPool::Release(int index) {
-  absl::MutexLock lock(&mu_);
-  free_.push_back(index);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(index);
+  }
+  freed_.notify_one();
 }
 
 absl::Status PgPool::EnsureConnected(Slot& slot) {

@@ -20,10 +20,12 @@
 #define PARLEY_COMMON_PG_PG_POOL_H_
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <pqxx/pqxx>
 #include <string>
 #include <vector>
@@ -31,7 +33,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 
 namespace parley {
 
@@ -90,7 +91,10 @@ class PgPool {
 
   const PgPoolOptions options_;
   std::vector<Slot> slots_;  // slot i is only touched by whoever acquired i
-  mutable absl::Mutex mu_;
+  // std::mutex rather than absl::Mutex: Debian's Abseil is not built with
+  // ThreadSanitizer annotations, so TSan could not see absl::Mutex's ordering.
+  mutable std::mutex mu_;
+  std::condition_variable freed_;
   std::vector<int> free_ ABSL_GUARDED_BY(mu_);
 };
 
