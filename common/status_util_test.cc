@@ -27,5 +27,19 @@ TEST(StatusUtilTest, DownstreamTimeoutsBecomeUnavailable) {
   EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
 }
 
+TEST(StatusUtilTest, RateLimitedErrorCarriesItsDelay) {
+  const absl::Status s =
+      RateLimitedError("send", std::chrono::milliseconds(120));
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(s.message(), "send rate exceeded; retry after 120 ms");
+  ASSERT_TRUE(RetryAfter(s).has_value());
+  EXPECT_EQ(*RetryAfter(s), std::chrono::milliseconds(120));
+  EXPECT_FALSE(RetryAfter(absl::ResourceExhaustedError("full")).has_value());
+  // Code and message reach the wire unchanged.
+  const grpc::Status g = ToGrpcStatus(s);
+  EXPECT_EQ(g.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(g.error_message(), "send rate exceeded; retry after 120 ms");
+}
+
 }  // namespace
 }  // namespace parley

@@ -113,12 +113,13 @@ absl::StatusOr<std::string> NormalizeDisplayName(absl::string_view display_name,
   return std::string(display_name);
 }
 
-absl::Status ValidateMessageText(absl::string_view text, bool required) {
+absl::Status ValidateMessageText(absl::string_view text, bool required,
+                                 size_t max_bytes) {
   if (text.empty()) {
     return required ? Invalid("text", "is required") : absl::OkStatus();
   }
-  if (text.size() > kMaxTextBytes) {
-    return Invalid("text", "must be at most 16384 bytes");
+  if (text.size() > max_bytes) {
+    return Invalid("text", absl::StrCat("must be at most ", max_bytes, " bytes"));
   }
   if (!IsValidUtf8(text)) return Invalid("text", "must be valid UTF-8");
   if (text.find('\0') != absl::string_view::npos) {

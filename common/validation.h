@@ -40,9 +40,10 @@ absl::Status ValidatePassword(absl::string_view password);
 // Returns the display name to store: `username` when empty.
 absl::StatusOr<std::string> NormalizeDisplayName(absl::string_view display_name,
                                                  absl::string_view username);
-// 1 byte to 16 KiB of valid UTF-8 with no NUL. With `required` false an
-// empty text is accepted (a file message).
-absl::Status ValidateMessageText(absl::string_view text, bool required = true);
+// 1 to `max_bytes` (default 16 KiB) bytes of valid UTF-8 with no NUL. With
+// `required` false an empty text is accepted (a file message).
+absl::Status ValidateMessageText(absl::string_view text, bool required = true,
+                                 size_t max_bytes = kMaxTextBytes);
 absl::Status ValidateClientMessageId(absl::string_view id);
 absl::Status ValidateGroupTitle(absl::string_view title);
 // One emoji: at most 32 bytes of UTF-8, no whitespace or control characters,

@@ -76,6 +76,10 @@ TEST(ValidationTest, MessageText) {
   EXPECT_TRUE(ValidateMessageText("", /*required=*/false).ok());
   ExpectInvalid(ValidateMessageText(std::string(kMaxTextBytes + 1, 'a')),
                 "text");
+  // A configured limit replaces 16 KiB and is named in the error.
+  EXPECT_TRUE(ValidateMessageText(std::string(100, 'a'), true, 100).ok());
+  EXPECT_EQ(ValidateMessageText(std::string(101, 'a'), true, 100).message(),
+            "text: must be at most 100 bytes");
   ExpectInvalid(ValidateMessageText(std::string("a\0b", 3)), "text");
   ExpectInvalid(ValidateMessageText("\xED\xA0\x80"), "text");
 }

@@ -4,6 +4,7 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "absl/strings/str_cat.h"
 #include "common/async_call.h"
 #include "common/status_util.h"
 #include "common/validation.h"
@@ -60,6 +61,16 @@ absl::Status ParseTarget(const Request& req, int64_t* chat_id,
   return absl::OkStatus();
 }
 
+// What storage answers for a group over the limit.
+absl::Status GroupTooLarge(absl::string_view field, int max_members) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      field, ": a group can have at most ", max_members, " members"));
+}
+
+RateLimiter::Options LimiterOptions(const RateLimit& limit) {
+  return {.rate_per_s = limit.rate_per_s, .burst = limit.burst, .clock = {}};
+}
+
 }  // namespace
 
 ChatServiceImpl::ChatServiceImpl(
@@ -72,18 +83,32 @@ ChatServiceImpl::ChatServiceImpl(
       presence_(presence),
       messages_(messages),
       auth_(auth),
-      registry_(registry) {}
+      registry_(registry),
+      write_limiter_(LimiterOptions(options.writes)),
+      typing_limiter_(LimiterOptions(options.typing)),
+      receipt_limiter_(LimiterOptions(options.receipts)),
+      connect_limiter_(LimiterOptions(options.connects)) {}
 
 template <typename Body>
 grpc::ServerUnaryReactor* ChatServiceImpl::Authed(
-    grpc::CallbackServerContext* ctx, Body body) {
+    grpc::CallbackServerContext* ctx, Body body, RateLimiter* limiter,
+    const char* what) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const auto timeout = RemainingOr(ctx->deadline(), options_.backend_timeout);
-  auth_->Authenticate(ctx, [reactor, timeout, body = std::move(body)](
+  auth_->Authenticate(ctx, [ctx, reactor, timeout, limiter, what,
+                            body = std::move(body)](
                                absl::StatusOr<int64_t> user_id) mutable {
     if (!user_id.ok()) {
       Fail(reactor, user_id.status());
       return;
+    }
+    if (limiter != nullptr) {
+      const RateLimiter::Decision d = limiter->TryAcquire(*user_id);
+      if (!d.allowed) {
+        reactor->Finish(
+            ToGrpcStatus(RateLimitedError(what, d.retry_after), ctx));
+        return;
+      }
     }
     body(*user_id, reactor, timeout);
   });
@@ -92,7 +117,8 @@ grpc::ServerUnaryReactor* ChatServiceImpl::Authed(
 
 grpc::ServerBidiReactor<v1::ClientFrame, v1::ServerFrame>*
 ChatServiceImpl::Connect(grpc::CallbackServerContext* ctx) {
-  return new ClientStream(ctx, auth_, registry_, this, options_.stream);
+  return new ClientStream(ctx, auth_, registry_, this, &connect_limiter_,
+                          options_.stream);
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::CreateDirectChat(
@@ -122,9 +148,11 @@ grpc::ServerUnaryReactor* ChatServiceImpl::CreateGroupChat(
     if (auto s = ValidateGroupTitle(req->title()); !s.ok()) {
       return Fail(reactor, s);
     }
-    if (req->member_user_ids_size() >= options_.max_group_members) {
-      return Fail(reactor, absl::InvalidArgumentError(
-                               "member_user_ids: too many members"));
+    // A cheap bound on the request; storage counts exactly (the creator
+    // joins, duplicates collapse) with the same answer.
+    if (req->member_user_ids_size() > options_.max_group_members) {
+      return Fail(reactor, GroupTooLarge("member_user_ids",
+                                         options_.max_group_members));
     }
     internal::CreateGroupChatRequest r;
     r.set_creator_user_id(user);
@@ -150,9 +178,10 @@ grpc::ServerUnaryReactor* ChatServiceImpl::AddMembers(
     if (req->user_ids_size() == 0) {
       return Fail(reactor, absl::InvalidArgumentError("user_ids: is required"));
     }
+    // The group has an admin already: this many can never fit.
     if (req->user_ids_size() >= options_.max_group_members) {
       return Fail(reactor,
-                  absl::InvalidArgumentError("user_ids: too many members"));
+                  GroupTooLarge("user_ids", options_.max_group_members));
     }
     internal::AddMembersRequest r;
     r.set_actor_user_id(user);
@@ -164,7 +193,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::AddMembers(
     }
     CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::AddMembers,
               std::move(r), timeout, FinishWith(reactor, resp));
-  });
+  }, &write_limiter_, "membership change");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::RemoveMember(
@@ -182,7 +211,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::RemoveMember(
     r.set_user_id(*target);
     CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::RemoveMember,
               std::move(r), timeout, FinishWith(reactor, resp));
-  });
+  }, &write_limiter_, "membership change");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::ListChats(
@@ -238,7 +267,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::SendMessage(
     };
     CallAsync(messages_->ForChat(chat_id)->async(), &MessageAsync::SendMessage,
               r, timeout, std::move(retry));
-  });
+  }, &write_limiter_, "send");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::ListMessages(
@@ -306,7 +335,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::EditMessage(
     r.set_text(req->text());
     CallAsync(messages_->ForChat(chat)->async(), &MessageAsync::EditMessage,
               std::move(r), timeout, FinishWith(reactor, resp));
-  });
+  }, &write_limiter_, "edit");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::DeleteMessage(
@@ -324,7 +353,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::DeleteMessage(
     r.set_message_id(message);
     CallAsync(messages_->ForChat(chat)->async(), &MessageAsync::DeleteMessage,
               std::move(r), timeout, FinishWith(reactor, resp));
-  });
+  }, &write_limiter_, "delete");
 }
 
 template <typename PublicRequest>
@@ -350,7 +379,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::React(
             : static_cast<Method>(&MessageAsync::RemoveReaction);
     CallAsync(messages_->ForChat(chat)->async(), method, std::move(r), timeout,
               FinishWith(reactor, resp));
-  });
+  }, &write_limiter_, "reaction");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::AddReaction(
@@ -416,7 +445,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::MarkRead(
     if (!chat.ok()) return Fail(reactor, chat.status());
     Receipt(user, *chat, /*delivered=*/0, /*read=*/req->seq(), timeout,
             [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
-  });
+  }, &receipt_limiter_, "read receipt");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::SetTyping(
@@ -427,14 +456,15 @@ grpc::ServerUnaryReactor* ChatServiceImpl::SetTyping(
     if (!chat.ok()) return Fail(reactor, chat.status());
     Typing(user, *chat, req->typing(), timeout,
            [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
-  });
+  }, &typing_limiter_, "typing");
 }
 
 void ChatServiceImpl::OnTypingFrame(int64_t user_id,
                                     const v1::TypingFrame& frame) {
   auto chat = ParseId("chat_id", frame.chat_id());
-  if (!chat.ok()) return;
-  // Non-members and failures are ignored: a stream frame has no answer.
+  if (!chat.ok() || !typing_limiter_.TryAcquire(user_id).allowed) return;
+  // Non-members, failures and frames over the rate limit are ignored: a
+  // stream frame has no answer.
   Typing(user_id, *chat, frame.typing(), options_.backend_timeout,
          [](absl::Status) {});
 }
@@ -442,6 +472,9 @@ void ChatServiceImpl::OnTypingFrame(int64_t user_id,
 void ChatServiceImpl::OnAckFrame(int64_t user_id, const v1::AckFrame& frame) {
   auto chat = ParseId("chat_id", frame.chat_id());
   if (!chat.ok() || frame.seq() == 0) return;
+  // Over the rate limit the frame is dropped; a later ack (watermarks only
+  // move forward) or MarkRead carries the position.
+  if (!receipt_limiter_.TryAcquire(user_id).allowed) return;
   Receipt(user_id, *chat, /*delivered=*/frame.seq(), /*read=*/0,
           options_.backend_timeout, [](absl::Status) {});
 }

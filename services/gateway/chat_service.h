@@ -16,15 +16,32 @@
 #include "services/gateway/connection_registry.h"
 #include "services/gateway/file_transfer.h"
 #include "services/gateway/message_backends.h"
+#include "services/gateway/rate_limiter.h"
 #include "services/gateway/token_authenticator.h"
 
 namespace parley::gateway {
+
+// A per-user token bucket: `rate_per_s` calls per second on average, up to
+// `burst` at once; rate 0 means unlimited.
+struct RateLimit {
+  double rate_per_s = 0;
+  double burst = 1;
+};
 
 struct ChatOptions {
   int max_group_members = 10000;
   std::chrono::milliseconds backend_timeout{5000};
   ClientStreamOptions stream;
   FileTransferOptions files;
+  // Event writes: SendMessage, EditMessage, DeleteMessage, AddReaction,
+  // RemoveReaction, AddMembers, RemoveMember share one bucket per user.
+  RateLimit writes{20, 200};
+  // SetTyping and the stream's typing frames.
+  RateLimit typing{5, 30};
+  // MarkRead and the stream's ack frames.
+  RateLimit receipts{50, 500};
+  // Connect (each authenticated stream open).
+  RateLimit connects{1, 30};
 };
 
 class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
@@ -119,8 +136,14 @@ class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
                uint64_t read, std::chrono::milliseconds timeout,
                std::function<void(absl::Status)> done);
 
+  // Authenticates the call, then (when `limiter` is set) takes a token of
+  // the user's bucket, refusing the call with RESOURCE_EXHAUSTED "<what>
+  // rate exceeded; retry after N ms" and `retry-after-ms` trailing metadata
+  // when there is none, then runs `body(user_id, reactor, timeout)`.
   template <typename Body>
-  grpc::ServerUnaryReactor* Authed(grpc::CallbackServerContext* ctx, Body body);
+  grpc::ServerUnaryReactor* Authed(grpc::CallbackServerContext* ctx, Body body,
+                                   RateLimiter* limiter = nullptr,
+                                   const char* what = "");
 
   const ChatOptions options_;
   ::parley::internal::v1::StorageService::StubInterface* const storage_;
@@ -128,6 +151,10 @@ class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
   MessageBackends* const messages_;
   TokenAuthenticator* const auth_;
   ConnectionRegistry* const registry_;
+  RateLimiter write_limiter_;
+  RateLimiter typing_limiter_;
+  RateLimiter receipt_limiter_;
+  RateLimiter connect_limiter_;
 };
 
 }  // namespace parley::gateway

@@ -1,5 +1,6 @@
 #include "services/gateway/client_stream.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "common/logging.h"
@@ -10,32 +11,51 @@ namespace parley::gateway {
 ClientStream::ClientStream(grpc::CallbackServerContext* ctx,
                            TokenAuthenticator* auth,
                            ConnectionRegistry* registry,
-                           ClientFrameSink* sink, ClientStreamOptions options)
-    : registry_(registry), sink_(sink), options_(options) {
+                           ClientFrameSink* sink, RateLimiter* connect_limiter,
+                           ClientStreamOptions options)
+    : ctx_(ctx),
+      registry_(registry),
+      sink_(sink),
+      connect_limiter_(connect_limiter),
+      options_(options),
+      alarm_target_(std::make_shared<AlarmTarget>()) {
+  {
+    std::lock_guard<std::mutex> lock(alarm_target_->mu);
+    alarm_target_->stream = this;
+  }
   auth->Authenticate(ctx, [this](absl::StatusOr<int64_t> user_id) {
     OnAuthenticated(std::move(user_id));
   });
 }
 
 void ClientStream::OnAuthenticated(absl::StatusOr<int64_t> user_id) {
+  absl::Status admitted = user_id.status();
+  if (admitted.ok() && connect_limiter_ != nullptr) {
+    const RateLimiter::Decision d = connect_limiter_->TryAcquire(*user_id);
+    if (!d.allowed) admitted = RateLimitedError("connect", d.retry_after);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (finishing_ || !user_id.ok()) {  // cancelled meanwhile, or refused
+    if (finishing_ || !admitted.ok()) {  // cancelled meanwhile, or refused
       authenticating_ = false;
-      FinishLocked(user_id.ok() ? final_status_
-                                : ToGrpcStatus(user_id.status()));
+      FinishLocked(admitted.ok() ? final_status_
+                                 : ToGrpcStatus(admitted, ctx_));
       return;
     }
     user_id_ = *user_id;
-    registered_ = true;
   }
   // Outside our lock: the registry takes its own lock, then ours. Until
   // `authenticating_` drops, nothing finishes the stream, so OnDone (and its
   // Remove) cannot overtake this Add.
-  registry_->Add(*user_id, this);
+  const absl::Status added = registry_->Add(*user_id, this);
   std::lock_guard<std::mutex> lock(mu_);
   authenticating_ = false;
-  if (finishing_) FinishLocked(final_status_);
+  registered_ = added.ok();
+  if (!added.ok()) {
+    FinishLocked(ToGrpcStatus(added, ctx_));
+  } else if (finishing_) {
+    FinishLocked(final_status_);
+  }
 }
 
 void ClientStream::OnRouteReady() {
@@ -79,35 +99,54 @@ void ClientStream::Push(std::shared_ptr<const parley::v1::ServerFrame> frame) {
 void ClientStream::PushLocked(
     std::shared_ptr<const parley::v1::ServerFrame> frame) {
   if (finishing_) return;
-  if (queue_.size() >= options_.max_queue) {
-    spdlog::info("closing the stream of user {}: client is not reading",
-                 user_id_);
+  const size_t bytes = frame->ByteSizeLong();
+  if (queue_.size() >= options_.max_queue ||
+      (!queue_.empty() &&
+       queued_bytes_ + bytes > options_.max_queue_bytes)) {
+    spdlog::info(
+        "closing the stream of user {}: client is not reading ({} frames, "
+        "{} bytes queued)",
+        user_id_, queue_.size(), queued_bytes_);
     FinishLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                               "client is not reading its stream"));
     return;
   }
-  queue_.push_back(std::move(frame));
+  queue_.push_back({std::move(frame), bytes});
+  queued_bytes_ += bytes;
   if (!writing_) {
     writing_ = true;
-    StartWrite(queue_.front().get());
+    StartWrite(queue_.front().frame.get());
   }
 }
 
 void ClientStream::OnWriteDone(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
   writing_ = false;
+  queued_bytes_ -= queue_.front().bytes;
   queue_.pop_front();
   if (!ok) {
     FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
   } else if (!finishing_ && !queue_.empty()) {
     writing_ = true;
-    StartWrite(queue_.front().get());
+    StartWrite(queue_.front().frame.get());
     return;
   }
   if (finishing_ && !finished_) {
     finished_ = true;
     Finish(final_status_);
   }
+}
+
+void ClientStream::OnStallTimeout() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!writing_) return;  // the client read meanwhile
+    spdlog::info("cancelling the stream of user {}: still not reading",
+                 user_id_);
+  }
+  // Outside our lock: cancellation calls back into the reactor. The caller
+  // holds alarm_target_->mu, so OnDone (and the context) wait for us.
+  ctx_->TryCancel();
 }
 
 void ClientStream::Close(const grpc::Status& status) {
@@ -124,6 +163,24 @@ void ClientStream::FinishLocked(grpc::Status status) {
   if (!finishing_) {
     finishing_ = true;
     final_status_ = std::move(status);
+    // Queued frames are never sent now: free them at once, keeping only the
+    // one being written.
+    while (queue_.size() > (writing_ ? 1u : 0u)) {
+      queued_bytes_ -= queue_.back().bytes;
+      queue_.pop_back();
+    }
+    if (writing_) {
+      // The status goes out after that frame, which may wait for a client
+      // that does not read: give it stall_timeout to do so.
+      stall_alarm_.Set(
+          std::chrono::system_clock::now() +
+              std::max(options_.stall_timeout, std::chrono::milliseconds(100)),
+          [target = alarm_target_](bool fired) {
+            if (!fired) return;  // cancelled: the stream may be gone
+            std::lock_guard<std::mutex> lock(target->mu);
+            if (target->stream != nullptr) target->stream->OnStallTimeout();
+          });
+    }
   }
   // While authenticating, the callback still refers to us: it finishes.
   if (authenticating_ || writing_ || finished_) return;
@@ -132,6 +189,11 @@ void ClientStream::FinishLocked(grpc::Status status) {
 }
 
 void ClientStream::OnDone() {
+  {
+    // From now on a firing stall alarm does nothing.
+    std::lock_guard<std::mutex> lock(alarm_target_->mu);
+    alarm_target_->stream = nullptr;
+  }
   bool registered;
   int64_t user_id;
   {

@@ -8,8 +8,10 @@
 #ifndef PARLEY_SERVICES_GATEWAY_CLIENT_STREAM_H_
 #define PARLEY_SERVICES_GATEWAY_CLIENT_STREAM_H_
 
+#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -18,6 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "parley/v1/parley.pb.h"
 #include "services/gateway/connection_registry.h"
+#include "services/gateway/rate_limiter.h"
 #include "services/gateway/token_authenticator.h"
 
 namespace parley::gateway {
@@ -35,6 +38,14 @@ class ClientFrameSink {
 struct ClientStreamOptions {
   // Frames queued for a client that does not read before it is dropped.
   size_t max_queue = 4096;
+  // Bytes (serialized frames, the one being written included) queued for a
+  // client before it is dropped. A single frame larger than this is still
+  // sent when nothing else is queued.
+  size_t max_queue_bytes = 4 << 20;
+  // A dropped client gets its status after the frame being written, which
+  // waits for the client to read (HTTP/2 flow control). One that does not
+  // read within this time is cancelled.
+  std::chrono::milliseconds stall_timeout{30000};
 };
 
 class ClientStream final
@@ -42,10 +53,12 @@ class ClientStream final
                                      parley::v1::ServerFrame>,
       public LocalStream {
  public:
-  // Starts authentication; the object deletes itself in OnDone.
+  // Starts authentication; the object deletes itself in OnDone. Each
+  // authenticated open takes a token of the user's bucket in
+  // `connect_limiter` (optional).
   ClientStream(grpc::CallbackServerContext* ctx, TokenAuthenticator* auth,
                ConnectionRegistry* registry, ClientFrameSink* sink,
-               ClientStreamOptions options);
+               RateLimiter* connect_limiter, ClientStreamOptions options);
 
   // LocalStream.
   void Push(std::shared_ptr<const parley::v1::ServerFrame> frame) override;
@@ -59,13 +72,23 @@ class ClientStream final
   void OnDone() override;
 
  private:
+  // Lets the stall alarm reach the stream only while it exists.
+  struct AlarmTarget {
+    std::mutex mu;
+    ClientStream* stream ABSL_GUARDED_BY(mu);
+  };
+
   void OnAuthenticated(absl::StatusOr<int64_t> user_id);
+  // Cancels the call if the frame being written still has not gone out.
+  void OnStallTimeout();
   void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushLocked(std::shared_ptr<const parley::v1::ServerFrame> frame)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  grpc::CallbackServerContext* const ctx_;
   ConnectionRegistry* const registry_;
   ClientFrameSink* const sink_;
+  RateLimiter* const connect_limiter_;
   const ClientStreamOptions options_;
   parley::v1::ClientFrame incoming_;
 
@@ -78,8 +101,15 @@ class ClientStream final
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::shared_ptr<const parley::v1::ServerFrame>> queue_
-      ABSL_GUARDED_BY(mu_);
+  struct Queued {
+    std::shared_ptr<const parley::v1::ServerFrame> frame;
+    size_t bytes;  // serialized size
+  };
+  // The front is being written while writing_.
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<AlarmTarget> alarm_target_;
+  grpc::Alarm stall_alarm_;
 };
 
 }  // namespace parley::gateway

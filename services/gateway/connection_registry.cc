@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_util.h"
 #include "common/logging.h"
 
@@ -42,13 +43,20 @@ void ConnectionRegistry::Stop() {
   }
 }
 
-void ConnectionRegistry::Add(int64_t user_id, LocalStream* stream) {
-  ++streams_;
+absl::Status ConnectionRegistry::Add(int64_t user_id, LocalStream* stream) {
   Shard& shard = ShardFor(user_id);
   bool enqueue = false;
   {
     std::lock_guard<std::mutex> lock(shard.mu);
     UserEntry& e = shard.users[user_id];
+    if (options_.max_streams_per_user > 0 &&
+        e.streams.size() >=
+            static_cast<size_t>(options_.max_streams_per_user)) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("too many open streams: at most ",
+                       options_.max_streams_per_user, " per user"));
+    }
+    ++streams_;
     e.streams.push_back(stream);
     if (e.registered && !e.queued) {
       stream->OnRouteReady();
@@ -59,6 +67,7 @@ void ConnectionRegistry::Add(int64_t user_id, LocalStream* stream) {
     // When queued, the worker will call OnRouteReady for every stream.
   }
   if (enqueue) Enqueue(user_id);
+  return absl::OkStatus();
 }
 
 void ConnectionRegistry::Remove(int64_t user_id, LocalStream* stream) {

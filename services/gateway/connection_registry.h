@@ -8,7 +8,7 @@
 //
 //   ConnectionRegistry registry(presence_stub, {.gateway_id = "gw-1"});
 //   registry.Start();
-//   registry.Add(user_id, stream);     // stream->OnRouteReady() follows
+//   registry.Add(user_id, stream);     // ok: stream->OnRouteReady() follows
 //   registry.Deliver(delivery);        // from a message instance
 //   registry.Remove(user_id, stream);  // from the stream's OnDone
 #ifndef PARLEY_SERVICES_GATEWAY_CONNECTION_REGISTRY_H_
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "parley/internal/v1/message.pb.h"
 #include "parley/internal/v1/presence.grpc.pb.h"
 #include "parley/v1/parley.pb.h"
@@ -54,6 +55,8 @@ class ConnectionRegistry {
     std::chrono::milliseconds heartbeat_interval{10000};
     std::chrono::milliseconds presence_timeout{2000};
     int route_workers = 4;
+    // Streams one user may hold on this gateway at once; 0: no limit.
+    int max_streams_per_user = 0;
   };
 
   ConnectionRegistry(
@@ -66,7 +69,9 @@ class ConnectionRegistry {
   // workers. Call after every stream has been removed.
   void Stop();
 
-  void Add(int64_t user_id, LocalStream* stream);
+  // Adds a stream, or refuses it with RESOURCE_EXHAUSTED when the user
+  // already holds max_streams_per_user streams here.
+  absl::Status Add(int64_t user_id, LocalStream* stream);
   void Remove(int64_t user_id, LocalStream* stream);
   // Pushes the delivery's frame to the local streams of its recipients;
   // returns how many streams got it.

@@ -45,6 +45,29 @@ ABSL_FLAG(int, backend_timeout_ms, 5000, "Deadline of calls to other services.")
 ABSL_FLAG(int, stream_queue, 4096,
           "Frames queued for a client that does not read before it is "
           "disconnected.");
+ABSL_FLAG(int64_t, stream_queue_bytes, 4 << 20,
+          "Bytes of frames queued for a client that does not read before it "
+          "is disconnected.");
+ABSL_FLAG(int, stream_stall_timeout_ms, 30000,
+          "How long a disconnected slow client may take to read the frame "
+          "in flight (and so its status) before its stream is cancelled.");
+ABSL_FLAG(int, max_streams_per_user, 16,
+          "Connect streams one user may hold open on this gateway; 0: no "
+          "limit.");
+ABSL_FLAG(double, write_rate, 20,
+          "Event writes (SendMessage, EditMessage, DeleteMessage, reactions, "
+          "AddMembers, RemoveMember) per second per user; 0: unlimited.");
+ABSL_FLAG(double, write_burst, 200, "Event writes one user may make at once.");
+ABSL_FLAG(double, typing_rate, 5,
+          "SetTyping calls and typing frames per second per user; 0: "
+          "unlimited.");
+ABSL_FLAG(double, typing_burst, 30, "Typing updates one user may make at once.");
+ABSL_FLAG(double, receipt_rate, 50,
+          "MarkRead calls and ack frames per second per user; 0: unlimited.");
+ABSL_FLAG(double, receipt_burst, 500, "Receipts one user may send at once.");
+ABSL_FLAG(double, connect_rate, 1,
+          "Connect streams opened per second per user; 0: unlimited.");
+ABSL_FLAG(double, connect_burst, 30, "Connect streams one user may open at once.");
 ABSL_FLAG(int, password_hash_threads, 2, "Threads hashing passwords.");
 ABSL_FLAG(int64_t, max_file_bytes, 100LL << 20, "Largest file accepted.");
 ABSL_FLAG(uint64_t, password_hash_ops, 2, "argon2id ops limit.");
@@ -61,6 +84,7 @@ struct Options {
   std::string gateway_id;
   int heartbeat_interval_ms;
   int password_hash_threads;
+  int max_streams_per_user;
   parley::gateway::AuthOptions auth;
   parley::gateway::ChatOptions chat;
 };
@@ -94,6 +118,18 @@ Options ReadFlags() {
   o.chat.max_group_members = absl::GetFlag(FLAGS_max_group_members);
   o.chat.backend_timeout = backend_timeout;
   o.chat.stream.max_queue = absl::GetFlag(FLAGS_stream_queue);
+  o.chat.stream.max_queue_bytes = absl::GetFlag(FLAGS_stream_queue_bytes);
+  o.chat.stream.stall_timeout =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_stream_stall_timeout_ms));
+  o.max_streams_per_user = absl::GetFlag(FLAGS_max_streams_per_user);
+  o.chat.writes = {absl::GetFlag(FLAGS_write_rate),
+                   absl::GetFlag(FLAGS_write_burst)};
+  o.chat.typing = {absl::GetFlag(FLAGS_typing_rate),
+                   absl::GetFlag(FLAGS_typing_burst)};
+  o.chat.receipts = {absl::GetFlag(FLAGS_receipt_rate),
+                     absl::GetFlag(FLAGS_receipt_burst)};
+  o.chat.connects = {absl::GetFlag(FLAGS_connect_rate),
+                     absl::GetFlag(FLAGS_connect_burst)};
   o.chat.files.max_file_bytes = absl::GetFlag(FLAGS_max_file_bytes);
   return o;
 }
@@ -119,7 +155,8 @@ int main(int argc, char** argv) {
   parley::gateway::ConnectionRegistry registry(
       presence.get(),
       {.gateway_id = o.gateway_id,
-       .heartbeat_interval = std::chrono::milliseconds(o.heartbeat_interval_ms)});
+       .heartbeat_interval = std::chrono::milliseconds(o.heartbeat_interval_ms),
+       .max_streams_per_user = o.max_streams_per_user});
   parley::gateway::MessageBackends messages(o.message_addrs, &registry);
   parley::gateway::PushSubscriber presence_events(
       "presence " + o.presence_addr,

@@ -1,4 +1,5 @@
 // parley-message: the send pipeline and the push streams to gateways.
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -24,6 +25,8 @@ ABSL_FLAG(int, storage_timeout_ms, 5000, "Deadline of calls to storage.");
 ABSL_FLAG(int, presence_timeout_ms, 1000, "Deadline of calls to presence.");
 ABSL_FLAG(int, max_reactions_per_message, 20,
           "Most distinct emoji one message may hold.");
+ABSL_FLAG(int64_t, max_text_bytes, 16 * 1024,
+          "Largest message text (sent or edited), in bytes.");
 ABSL_FLAG(int, gateway_queue, 100000,
           "Deliveries queued per gateway stream before it is dropped.");
 
@@ -58,6 +61,8 @@ int main(int argc, char** argv) {
       std::chrono::milliseconds(absl::GetFlag(FLAGS_presence_timeout_ms));
   o.service.max_reactions_per_message =
       absl::GetFlag(FLAGS_max_reactions_per_message);
+  o.service.max_text_bytes = static_cast<size_t>(
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_max_text_bytes)));
 
   auto ids = parley::IdGenerator::Create(o.node_id);
   if (!ids.ok()) {

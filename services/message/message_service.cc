@@ -11,7 +11,8 @@
 namespace parley::message {
 namespace {
 
-absl::Status ValidateSend(const internal::AppendMessageRequest& req) {
+absl::Status ValidateSend(const internal::AppendMessageRequest& req,
+                          size_t max_text_bytes) {
   if (req.sender_user_id() <= 0) {
     return absl::InvalidArgumentError("sender_user_id: must be positive");
   }
@@ -27,7 +28,8 @@ absl::Status ValidateSend(const internal::AppendMessageRequest& req) {
   if (req.file_id() < 0) {
     return absl::InvalidArgumentError("file_id: is not a valid id");
   }
-  return ValidateMessageText(req.text(), /*required=*/req.file_id() == 0);
+  return ValidateMessageText(req.text(), /*required=*/req.file_id() == 0,
+                             max_text_bytes);
 }
 
 absl::Status ValidateTarget(int64_t actor, int64_t chat_id, int64_t message_id) {
@@ -81,7 +83,7 @@ grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
     grpc::CallbackServerContext* ctx, const internal::AppendMessageRequest* req,
     parley::v1::Message* resp) {
   auto* reactor = ctx->DefaultReactor();
-  if (auto s = ValidateSend(*req); !s.ok()) {
+  if (auto s = ValidateSend(*req, options_.max_text_bytes); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
   }
@@ -184,7 +186,10 @@ grpc::ServerUnaryReactor* MessageServiceImpl::EditMessage(
     parley::v1::Message* resp) {
   absl::Status valid =
       ValidateTarget(req->actor_user_id(), req->chat_id(), req->message_id());
-  if (valid.ok()) valid = ValidateMessageText(req->text());
+  if (valid.ok()) {
+    valid = ValidateMessageText(req->text(), /*required=*/true,
+                                options_.max_text_bytes);
+  }
   return AppendEvent(ctx, valid, &StorageAsync::EditMessage, *req, resp);
 }
 

@@ -30,6 +30,8 @@ struct MessageServiceOptions {
   std::chrono::milliseconds presence_timeout{1000};
   // Most distinct emoji one message may hold.
   int max_reactions_per_message = 20;
+  // Largest message text (sent or edited), in bytes.
+  size_t max_text_bytes = 16 * 1024;
 };
 
 class MessageServiceImpl final
