@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/logging.h"
 
 ABSL_FLAG(std::string, log_level, "info",
@@ -47,20 +48,33 @@ std::vector<char*> InitProcess(int argc, char** argv, absl::string_view usage) {
       absl::StrCat(usage,
                    "\nEvery flag --name may also be set as PARLEY_NAME in the "
                    "environment (upper case); the command line wins."));
-  for (const auto& [name, flag] : absl::GetAllFlags()) {
-    const std::string env =
-        absl::StrCat("PARLEY_", absl::AsciiStrToUpper(std::string(name)));
-    if (const char* value = std::getenv(env.c_str())) {
-      std::string error;
-      if (!flag->ParseFrom(value, &error)) {
-        std::cerr << "invalid value in " << env << ": " << error << "\n";
-        std::exit(2);
-      }
-    }
+  if (absl::Status s = ApplyEnvironmentFallbacks(std::getenv); !s.ok()) {
+    std::cerr << s.message() << "\n";
+    std::exit(2);
   }
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   InitLogging(absl::GetFlag(FLAGS_log_level));
   return rest;
+}
+
+absl::Status ApplyEnvironmentFallbacks(
+    const std::function<const char*(const char*)>& getenv) {
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    const std::string env =
+        absl::StrCat("PARLEY_", absl::AsciiStrToUpper(std::string(name)));
+    if (const char* value = getenv(env.c_str())) {
+      std::string error;
+      if (!flag->ParseFrom(value, &error)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid value in ", env, ": ", error));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> ParseAddressList(absl::string_view list) {
+  return absl::StrSplit(list, ',', absl::SkipWhitespace());
 }
 
 }  // namespace parley
