@@ -16,6 +16,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/logging.h"
 
 ABSL_FLAG(std::string, log_level, "info",
@@ -74,7 +75,14 @@ absl::Status ApplyEnvironmentFallbacks(
 }
 
 std::vector<std::string> ParseAddressList(absl::string_view list) {
-  return absl::StrSplit(list, ',', absl::SkipWhitespace());
+  std::vector<std::string> out;
+  for (absl::string_view entry : absl::StrSplit(list, ',')) {
+    // "a:1, b:2" is a natural way to write a list, but a target with a
+    // blank in front never resolves: blanks around an entry are dropped.
+    entry = absl::StripAsciiWhitespace(entry);
+    if (!entry.empty()) out.emplace_back(entry);
+  }
+  return out;
 }
 
 }  // namespace parley

@@ -29,8 +29,8 @@ std::vector<char*> InitProcess(int argc, char** argv, absl::string_view usage);
 absl::Status ApplyEnvironmentFallbacks(
     const std::function<const char*(const char*)>& getenv);
 
-// Splits a comma-separated list of addresses ("host:port,host:port"),
-// dropping empty entries.
+// Splits a comma-separated list of addresses ("host:port, host:port"),
+// dropping blanks around entries and empty entries.
 std::vector<std::string> ParseAddressList(absl::string_view list);
 
 }  // namespace parley
