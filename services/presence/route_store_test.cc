@@ -52,6 +52,10 @@ TEST_F(RouteStoreTest, ParseUrl) {
   EXPECT_EQ(o->db, 3);
   EXPECT_FALSE(RedisClient::ParseUrl("http://x:1").ok());
   EXPECT_FALSE(RedisClient::ParseUrl("redis://x:port").ok());
+  EXPECT_FALSE(RedisClient::ParseUrl("redis://x:0").ok());
+  EXPECT_FALSE(RedisClient::ParseUrl("redis://x:-1").ok());
+  EXPECT_FALSE(RedisClient::ParseUrl("redis://x:65536").ok());
+  EXPECT_FALSE(RedisClient::ParseUrl("redis://x:1/-1").ok());
 }
 
 TEST_F(RouteStoreTest, KeysShareOneClusterSlotPerUser) {
