@@ -39,9 +39,12 @@ grpc::Status Api::Upload(const std::string& token, const std::string& chat_id,
   m->set_content_type("text/plain");
   m->set_size_bytes(static_cast<int64_t>(content.size()));
   m->set_sha256(Sha256Hex(content));
-  v1::UploadFileRequest chunk;
-  chunk.set_chunk(content);
-  if (writer->Write(req)) writer->Write(chunk);
+  bool ok = writer->Write(req);
+  for (size_t off = 0; ok && off < content.size(); off += 1 << 20) {
+    v1::UploadFileRequest chunk;
+    chunk.set_chunk(content.substr(off, 1 << 20));
+    ok = writer->Write(chunk);
+  }
   writer->WritesDone();
   grpc::Status s = writer->Finish();
   if (out != nullptr) *out = file;

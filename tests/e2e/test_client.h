@@ -73,7 +73,7 @@ class Api {
                        const std::string& text, v1::Message* out = nullptr,
                        const std::string& client_message_id = "");
 
-  // Uploads `content` in one chunk with matching metadata (as "f.txt",
+  // Uploads `content` in 1 MiB chunks with matching metadata (as "f.txt",
   // text/plain); `token` may be empty (no authorization metadata).
   grpc::Status Upload(const std::string& token, const std::string& chat_id,
                       const std::string& content, v1::File* out = nullptr);

@@ -31,6 +31,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -729,7 +730,10 @@ class Fuzzer {
     Outcome o;
     o.kind = KindOf(req);
     if (cancel) {
-      reader->Read(&frame);
+      for (int n = g_.Int(1, 3); n > 0 && reader->Read(&frame); --n) {
+      }
+      // A slow reader: the server meanwhile waits on flow control.
+      std::this_thread::sleep_for(std::chrono::microseconds(g_.Int(0, 5000)));
       ctx.TryCancel();
       if (o.kind == Kind::kWellFormed) o.kind = Kind::kCancelled;
     }
@@ -929,9 +933,14 @@ TEST(GrpcFuzzTest, HostileRequestsGetCleanAnswersAndTheClusterSurvives) {
   world.message_ids.push_back(api.Send(bob, group_ab.chat_id(), "hey").message_id());
   world.message_ids.push_back(api.Send(carol, cd.chat_id(), "yo").message_id());
   world.message_ids.push_back(api.Send(dave, group_cd.chat_id(), "ho").message_id());
-  for (const auto& [user, chat] : {std::pair(&alice, &group_ab), std::pair(&carol, &group_cd)}) {
+  // Small files, and one of several chunks so that downloads get
+  // cancelled while chunks are on their way.
+  const std::string big(3 << 20, 'b');
+  for (const auto& [user, chat, content] :
+       {std::tuple(&alice, &group_ab, "a file"), std::tuple(&carol, &group_cd, "a file"),
+        std::tuple(&bob, &group_ab, big.c_str())}) {
     v1::File file;
-    grpc::Status s = api.Upload(user->token, chat->chat_id(), "a file", &file);
+    grpc::Status s = api.Upload(user->token, chat->chat_id(), content, &file);
     ASSERT_TRUE(s.ok()) << s.error_message();
     world.file_ids.push_back(file.file_id());
   }
@@ -957,6 +966,15 @@ TEST(GrpcFuzzTest, HostileRequestsGetCleanAnswersAndTheClusterSurvives) {
   tally.Print();
   std::printf("%d requests in %.1f s\n", tally.total(), seconds);
 
+  // On any failure the services' logs outlive the cluster.
+  struct KeepLogsOnFailure {
+    const testing::Cluster* cluster;
+    ~KeepLogsOnFailure() {
+      if (!::testing::Test::HasFailure()) return;
+      setenv("PARLEY_KEEP_TEST_LOGS", "1", 1);
+      std::printf("service logs kept in %s\n", cluster->dir().c_str());
+    }
+  } keep_logs{cluster->get()};
   EXPECT_EQ(tally.failed(), 0) << "seed " << seed;
   for (const auto& f : tally.failures()) ADD_FAILURE() << f;
   // 20 typed RPCs, and raw calls of each method path.
