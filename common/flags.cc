@@ -15,6 +15,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/logging.h"
 
 ABSL_FLAG(std::string, log_level, "info",
@@ -47,20 +49,40 @@ std::vector<char*> InitProcess(int argc, char** argv, absl::string_view usage) {
       absl::StrCat(usage,
                    "\nEvery flag --name may also be set as PARLEY_NAME in the "
                    "environment (upper case); the command line wins."));
-  for (const auto& [name, flag] : absl::GetAllFlags()) {
-    const std::string env =
-        absl::StrCat("PARLEY_", absl::AsciiStrToUpper(std::string(name)));
-    if (const char* value = std::getenv(env.c_str())) {
-      std::string error;
-      if (!flag->ParseFrom(value, &error)) {
-        std::cerr << "invalid value in " << env << ": " << error << "\n";
-        std::exit(2);
-      }
-    }
+  if (absl::Status s = ApplyEnvironmentFallbacks(std::getenv); !s.ok()) {
+    std::cerr << s.message() << "\n";
+    std::exit(2);
   }
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   InitLogging(absl::GetFlag(FLAGS_log_level));
   return rest;
+}
+
+absl::Status ApplyEnvironmentFallbacks(
+    const std::function<const char*(const char*)>& getenv) {
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    const std::string env =
+        absl::StrCat("PARLEY_", absl::AsciiStrToUpper(std::string(name)));
+    if (const char* value = getenv(env.c_str())) {
+      std::string error;
+      if (!flag->ParseFrom(value, &error)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid value in ", env, ": ", error));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> ParseAddressList(absl::string_view list) {
+  std::vector<std::string> out;
+  for (absl::string_view entry : absl::StrSplit(list, ',')) {
+    // "a:1, b:2" is a natural way to write a list, but a target with a
+    // blank in front never resolves: blanks around an entry are dropped.
+    entry = absl::StripAsciiWhitespace(entry);
+    if (!entry.empty()) out.emplace_back(entry);
+  }
+  return out;
 }
 
 }  // namespace parley

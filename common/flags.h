@@ -10,8 +10,11 @@
 #ifndef PARLEY_COMMON_FLAGS_H_
 #define PARLEY_COMMON_FLAGS_H_
 
+#include <functional>
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace parley {
@@ -20,6 +23,15 @@ namespace parley {
 // for them), applies PARLEY_* environment fallbacks, parses flags (handling
 // --help), and sets up logging from --log_level. Call first thing in main.
 std::vector<char*> InitProcess(int argc, char** argv, absl::string_view usage);
+
+// Sets every registered flag --name whose PARLEY_NAME variable `getenv`
+// returns. INVALID_ARGUMENT naming the variable when a value does not parse.
+absl::Status ApplyEnvironmentFallbacks(
+    const std::function<const char*(const char*)>& getenv);
+
+// Splits a comma-separated list of addresses ("host:port, host:port"),
+// dropping blanks around entries and empty entries.
+std::vector<std::string> ParseAddressList(absl::string_view list);
 
 }  // namespace parley
 

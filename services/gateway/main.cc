@@ -10,7 +10,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
 #include "common/logging.h"
@@ -102,8 +101,7 @@ Options ReadFlags() {
   o.port_file = absl::GetFlag(FLAGS_port_file);
   o.storage_addr = absl::GetFlag(FLAGS_storage_addr);
   o.presence_addr = absl::GetFlag(FLAGS_presence_addr);
-  o.message_addrs = absl::StrSplit(absl::GetFlag(FLAGS_message_addrs), ',',
-                                   absl::SkipWhitespace());
+  o.message_addrs = parley::ParseAddressList(absl::GetFlag(FLAGS_message_addrs));
   o.gateway_id = absl::GetFlag(FLAGS_gateway_id);
   if (o.gateway_id.empty()) o.gateway_id = RandomGatewayId();
   o.heartbeat_interval_ms = absl::GetFlag(FLAGS_heartbeat_interval_ms);

@@ -61,7 +61,8 @@ absl::StatusOr<RedisClient::Options> RedisClient::ParseUrl(
   if (auto slash = url.find('/'); slash != absl::string_view::npos) {
     host_port = url.substr(0, slash);
     absl::string_view db = url.substr(slash + 1);
-    if (!db.empty() && !absl::SimpleAtoi(db, &o.db)) {
+    // SELECT refuses a negative index only once connected; refuse it here.
+    if (!db.empty() && (!absl::SimpleAtoi(db, &o.db) || o.db < 0)) {
       return absl::InvalidArgumentError("redis_url: bad database number");
     }
   }
@@ -74,7 +75,9 @@ absl::StatusOr<RedisClient::Options> RedisClient::ParseUrl(
     o.host = std::string(host_port);
   } else {
     o.host = std::string(host_port.substr(0, colon));
-    if (!absl::SimpleAtoi(host_port.substr(colon + 1), &o.port)) {
+    // Out-of-range ports would otherwise surface as a connect error later.
+    if (!absl::SimpleAtoi(host_port.substr(colon + 1), &o.port) ||
+        o.port < 1 || o.port > 65535) {
       return absl::InvalidArgumentError("redis_url: bad port");
     }
   }

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "common/validation.h"
 
 namespace parley::presence {
 namespace {
@@ -77,9 +78,23 @@ std::string RouteStore::TypingKey(int64_t chat_id, int64_t user_id) {
   return absl::StrCat("parley:{c:", chat_id, "}:typing:", user_id);
 }
 
+namespace {
+
+// An id as the key builders write it. SimpleAtoi alone also takes signs,
+// blanks and leading zeros, so a key Parley never wrote ("{u:-2}",
+// "{u: 7}", "{u:007}") would read as a user's.
+bool ParseKeyId(absl::string_view s, int64_t* out) {
+  absl::StatusOr<int64_t> id = ParseId("key", s);
+  if (!id.ok() || FormatId(*id) != s) return false;
+  *out = *id;
+  return true;
+}
+
+}  // namespace
+
 bool RouteStore::ParseRoutesKey(absl::string_view key, int64_t* user_id) {
   return absl::ConsumePrefix(&key, "parley:{u:") &&
-         absl::ConsumeSuffix(&key, "}:routes") && absl::SimpleAtoi(key, user_id);
+         absl::ConsumeSuffix(&key, "}:routes") && ParseKeyId(key, user_id);
 }
 
 bool RouteStore::ParseTypingKey(absl::string_view key, int64_t* chat_id,
@@ -87,8 +102,8 @@ bool RouteStore::ParseTypingKey(absl::string_view key, int64_t* chat_id,
   if (!absl::ConsumePrefix(&key, "parley:{c:")) return false;
   const size_t sep = key.find("}:typing:");
   if (sep == absl::string_view::npos) return false;
-  return absl::SimpleAtoi(key.substr(0, sep), chat_id) &&
-         absl::SimpleAtoi(key.substr(sep + 9), user_id);
+  return ParseKeyId(key.substr(0, sep), chat_id) &&
+         ParseKeyId(key.substr(sep + 9), user_id);
 }
 
 RouteStore::RouteStore(RedisClient* redis, Options options)

@@ -52,6 +52,10 @@ TEST_F(RouteStoreTest, ParseUrl) {
   EXPECT_EQ(o->db, 3);
   EXPECT_FALSE(RedisClient::ParseUrl("http://x:1").ok());
   EXPECT_FALSE(RedisClient::ParseUrl("redis://x:port").ok());
+  EXPECT_FALSE(RedisClient::ParseUrl("redis://x:0").ok());
+  EXPECT_FALSE(RedisClient::ParseUrl("redis://x:-1").ok());
+  EXPECT_FALSE(RedisClient::ParseUrl("redis://x:65536").ok());
+  EXPECT_FALSE(RedisClient::ParseUrl("redis://x:1/-1").ok());
 }
 
 TEST_F(RouteStoreTest, KeysShareOneClusterSlotPerUser) {
@@ -151,6 +155,14 @@ TEST_F(RouteStoreTest, KeysParseBack) {
   EXPECT_FALSE(RouteStore::ParseTypingKey(
       RouteStore::TypingKey(12, 34) + ":expired", &chat, &user));
   EXPECT_FALSE(RouteStore::ParseTypingKey("parley:{u:1}:routes", &chat, &user));
+  // Only ids as Parley writes them.
+  for (const char* key : {"parley:{u:-2}:routes", "parley:{u: 7}:routes",
+                          "parley:{u:007}:routes", "parley:{u:+7}:routes",
+                          "parley:{u:0}:routes"}) {
+    EXPECT_FALSE(RouteStore::ParseRoutesKey(key, &user)) << key;
+  }
+  EXPECT_FALSE(RouteStore::ParseTypingKey("parley:{c:-1}:typing:2", &chat, &user));
+  EXPECT_FALSE(RouteStore::ParseTypingKey("parley:{c:1}:typing:02", &chat, &user));
 }
 
 TEST_F(RouteStoreTest, HeartbeatRefreshesAndRecreatesRoutes) {

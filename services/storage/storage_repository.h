@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "parley/internal/v1/storage.pb.h"
 #include "parley/v1/parley.pb.h"
+#include "services/storage/page_token.h"
 
 namespace parley {
 class PgPool;
@@ -148,12 +149,6 @@ class StorageRepository {
 // SHA-256 over the parts of a message that make a retry identical.
 std::string MessageContentHash(int64_t chat_id, const std::string& text,
                                int64_t reply_to_message_id, int64_t file_id);
-
-// The opaque ListChats page token for a position, and back
-// (INVALID_ARGUMENT "page_token: ..." when malformed).
-std::string EncodeChatPageToken(int64_t activity_time_us, int64_t chat_id);
-absl::Status DecodeChatPageToken(const std::string& token,
-                                 int64_t* activity_time_us, int64_t* chat_id);
 
 }  // namespace parley::storage
 

@@ -18,15 +18,6 @@ namespace {
 using ::testing::StartsWith;
 using Stub = v1::ChatService::Stub;
 
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()),
-                     data.size());
-  char hex[2 * sizeof digest + 1];
-  sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
-  return hex;
-}
-
 std::string RandomBytes(size_t n) {
   std::mt19937 rng(static_cast<uint32_t>(n));
   std::string s(n, '\0');

@@ -1,5 +1,7 @@
 #include "tests/e2e/test_client.h"
 
+#include <sodium.h>
+
 #include <atomic>
 #include <random>
 
@@ -12,6 +14,41 @@ std::string UniqueName(const std::string& prefix) {
   static std::atomic<int> counter{0};
   static const uint32_t run = std::random_device{}() % 100000;
   return absl::StrCat(prefix.substr(0, 12), "_", run, "_", counter++);
+}
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size());
+  char hex[2 * sizeof digest + 1];
+  sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+  return hex;
+}
+
+grpc::Status Api::Upload(const std::string& token, const std::string& chat_id,
+                         const std::string& content, v1::File* out) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  v1::File file;
+  auto writer = chat_->UploadFile(&ctx, &file);
+  v1::UploadFileRequest req;
+  auto* m = req.mutable_metadata();
+  m->set_chat_id(chat_id);
+  m->set_name("f.txt");
+  m->set_content_type("text/plain");
+  m->set_size_bytes(static_cast<int64_t>(content.size()));
+  m->set_sha256(Sha256Hex(content));
+  bool ok = writer->Write(req);
+  for (size_t off = 0; ok && off < content.size(); off += 1 << 20) {
+    v1::UploadFileRequest chunk;
+    chunk.set_chunk(content.substr(off, 1 << 20));
+    ok = writer->Write(chunk);
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (out != nullptr) *out = file;
+  return s;
 }
 
 Api::Api(const std::string& gateway)

@@ -36,6 +36,9 @@ struct TestUser {
 // A unique username with the given prefix.
 std::string UniqueName(const std::string& prefix);
 
+// Lower-case hex SHA-256 of `data`.
+std::string Sha256Hex(const std::string& data);
+
 class Api {
  public:
   explicit Api(const std::string& gateway);
@@ -69,6 +72,11 @@ class Api {
   grpc::Status TrySend(const TestUser& from, const std::string& chat_id,
                        const std::string& text, v1::Message* out = nullptr,
                        const std::string& client_message_id = "");
+
+  // Uploads `content` in 1 MiB chunks with matching metadata (as "f.txt",
+  // text/plain); `token` may be empty (no authorization metadata).
+  grpc::Status Upload(const std::string& token, const std::string& chat_id,
+                      const std::string& content, v1::File* out = nullptr);
 
   v1::ChatService::Stub* chat() { return chat_.get(); }
 
