@@ -14,8 +14,10 @@ std::string UniqueName(const std::string& prefix) {
   return absl::StrCat(prefix.substr(0, 12), "_", run, "_", counter++);
 }
 
-Api::Api(const std::string& gateway)
-    : channel_(grpc::CreateChannel(gateway, grpc::InsecureChannelCredentials())),
+Api::Api(const std::string& gateway,
+         std::shared_ptr<grpc::ChannelCredentials> creds)
+    : channel_(grpc::CreateChannel(
+          gateway, creds ? creds : grpc::InsecureChannelCredentials())),
       auth_(v1::AuthService::NewStub(channel_)),
       chat_(v1::ChatService::NewStub(channel_)) {}
 
@@ -91,10 +93,12 @@ v1::Message Api::Send(const TestUser& from, const std::string& chat_id,
   return msg;
 }
 
-std::unique_ptr<LiveStream> LiveStream::Open(const std::string& gateway,
-                                             const std::string& token) {
+std::unique_ptr<LiveStream> LiveStream::Open(
+    const std::string& gateway, const std::string& token,
+    std::shared_ptr<grpc::ChannelCredentials> creds) {
   std::unique_ptr<LiveStream> ls(new LiveStream());
-  ls->channel_ = grpc::CreateChannel(gateway, grpc::InsecureChannelCredentials());
+  ls->channel_ = grpc::CreateChannel(
+      gateway, creds ? creds : grpc::InsecureChannelCredentials());
   ls->stub_ = v1::ChatService::NewStub(ls->channel_);
   ls->ctx_.AddMetadata("authorization", "Bearer " + token);
   ls->stream_ = ls->stub_->Connect(&ls->ctx_);
