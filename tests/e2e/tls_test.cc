@@ -97,7 +97,8 @@ TEST_F(TlsTest, ClientTrustingAnotherCaIsRefused) {
 }
 
 TEST_F(TlsTest, InternalServersRequireAClientCertificateFromTheirCa) {
-  constexpr auto kTimeout = std::chrono::seconds(3);
+  // Refusals come at once; the deadline only bounds the accepted calls.
+  constexpr auto kTimeout = std::chrono::seconds(10);
   for (const std::string name : {"storage", "presence", "message0"}) {
     SCOPED_TRACE(name);
     const std::string addr = cluster_->address(name);
@@ -128,6 +129,26 @@ TEST_F(TlsTest, InternalServersRequireAClientCertificateFromTheirCa) {
   }
 }
 
+TEST_F(TlsTest, ServerNameOverrideIsWhatTheCertificateMustName) {
+  auto with_name = [&](const std::string& name) {
+    TlsFiles files;
+    files.ca = certs().ca;
+    files.cert = certs().client_cert;
+    files.key = certs().client_key;
+    files.server_name = name;
+    auto tls = TlsCredentials::Load(files, TlsRole::kClient);
+    EXPECT_TRUE(tls.ok()) << tls.status();
+    return client::CheckHealth(cluster_->address("storage"), "",
+                               std::chrono::seconds(10),
+                               tls.ok() ? *tls : TlsCredentials());
+  };
+  // The certificate names localhost (and 127.0.0.1), not storage.example.
+  auto named = with_name("localhost");
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(*named, client::HealthStatus::kServing);
+  EXPECT_TRUE(absl::IsUnavailable(with_name("storage.example").status()));
+}
+
 TEST_F(TlsTest, CliUsesTheCaFileAndKeepsItInTheSession) {
   const std::string dir = testing::MakeTempDir("parley-tls-cli-");
   const std::string session = dir + "/session";
@@ -144,7 +165,8 @@ TEST_F(TlsTest, CliUsesTheCaFileAndKeepsItInTheSession) {
   EXPECT_EQ(client::RunCli({"chats", "--session", session}, io),
             client::kExitOk)
       << err.str();
-  EXPECT_EQ(client::RunCli({"health", gateway(), "--tls_ca_file", certs().ca},
+  EXPECT_EQ(client::RunCli({"health", gateway(), "--tls_ca_file", certs().ca,
+                            "--timeout", "10"},
                            io),
             client::kExitOk)
       << err.str();
@@ -161,7 +183,7 @@ TEST_F(TlsTest, CliUsesTheCaFileAndKeepsItInTheSession) {
   EXPECT_EQ(client::RunCli({"health", cluster_->address("storage"),
                             "--tls_ca_file", certs().ca, "--tls_cert_file",
                             certs().client_cert, "--tls_key_file",
-                            certs().client_key},
+                            certs().client_key, "--timeout", "10"},
                            io),
             client::kExitOk)
       << err.str();
