@@ -17,8 +17,8 @@ ChatClient::ChatClient(std::shared_ptr<grpc::Channel> channel,
 
 std::unique_ptr<ChatClient> ChatClient::Create(
     const std::string& gateway, std::string token,
-    std::chrono::milliseconds timeout) {
-  return std::make_unique<ChatClient>(parley::MakeChannel(gateway),
+    std::chrono::milliseconds timeout, const TlsCredentials& tls) {
+  return std::make_unique<ChatClient>(parley::MakeChannel(gateway, tls),
                                       std::move(token), timeout);
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_util.h"
 #include "parley/v1/parley.grpc.pb.h"
 #include "parley/v1/parley.pb.h"
 
@@ -32,10 +33,12 @@ class ChatClient {
   ChatClient(std::shared_ptr<grpc::Channel> channel, std::string token,
              std::chrono::milliseconds timeout = kDefaultTimeout);
 
-  // A client on a keepalive channel (parley::MakeChannel) to `gateway`.
+  // A client on a keepalive channel (parley::MakeChannel) to `gateway`,
+  // over TLS when `tls` is enabled.
   static std::unique_ptr<ChatClient> Create(
       const std::string& gateway, std::string token,
-      std::chrono::milliseconds timeout = kDefaultTimeout);
+      std::chrono::milliseconds timeout = kDefaultTimeout,
+      const TlsCredentials& tls = TlsCredentials());
 
   const std::string& token() const { return token_; }
   void set_token(std::string token) { token_ = std::move(token); }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <set>
@@ -27,7 +28,9 @@ namespace parley::client {
 namespace {
 
 // Options every command accepts (besides --help).
-const char* const kGlobalOptions[] = {"gateway", "token", "session", "timeout"};
+const char* const kGlobalOptions[] = {
+    "gateway",       "token",         "session",      "timeout",
+    "tls_ca_file",   "tls_cert_file", "tls_key_file", "tls_server_name"};
 
 struct Env;
 using CommandFn = int (*)(Env&);
@@ -89,6 +92,8 @@ struct Env {
   std::string self_user_id;  // empty when the token is not the session's
   std::string self_username;
   std::chrono::milliseconds timeout = ChatClient::kDefaultTimeout;
+  std::string tls_ca_file;  // empty: plaintext
+  TlsCredentials tls;
   std::unique_ptr<ChatClient> client;
 
   std::ostream& out() { return *io.out; }
@@ -184,6 +189,7 @@ absl::Status SaveSignIn(Env& env, const v1::User& user,
   s.user_id = user.user_id();
   s.username = user.username();
   s.access_token = token;
+  s.tls_ca_file = env.tls_ca_file;
   return SaveSession(env.session_path, s);
 }
 
@@ -443,8 +449,9 @@ int CmdHealth(Env& env) {
       env.option("timeout") != nullptr ? env.timeout
                                        : std::chrono::milliseconds(2000);
   env.called_server = true;
-  absl::StatusOr<HealthStatus> status = CheckHealth(
-      env.args.positionals[0], service != nullptr ? *service : "", timeout);
+  absl::StatusOr<HealthStatus> status =
+      CheckHealth(env.args.positionals[0], service != nullptr ? *service : "",
+                  timeout, env.tls);
   if (!status.ok()) return env.Fail(status.status());
   env.out() << HealthStatusName(*status) << std::endl;
   return *status == HealthStatus::kServing ? kExitOk : kExitError;
@@ -569,6 +576,36 @@ const std::vector<CommandSpec>& Commands() {
   return *commands;
 }
 
+// Reads the TLS files: the CA from --tls_ca_file, else PARLEY_TLS_CA_FILE,
+// else `fallback_ca`; a client certificate only from the flags.
+absl::Status LoadTls(Env& env, const std::string& fallback_ca) {
+  TlsFiles files;
+  if (const std::string* ca = env.option("tls_ca_file")) {
+    files.ca = *ca;
+  } else if (const char* ca = Getenv("PARLEY_TLS_CA_FILE")) {
+    files.ca = ca;
+  } else {
+    files.ca = fallback_ca;
+  }
+  if (const std::string* v = env.option("tls_cert_file")) files.cert = *v;
+  if (const std::string* v = env.option("tls_key_file")) files.key = *v;
+  if (const std::string* v = env.option("tls_server_name")) {
+    files.server_name = *v;
+  }
+  absl::StatusOr<TlsCredentials> tls =
+      TlsCredentials::Load(files, TlsRole::kClient);
+  if (!tls.ok()) return tls.status();
+  env.tls = *std::move(tls);
+  // Kept in the session as an absolute path, so it works from anywhere.
+  env.tls_ca_file = files.ca;
+  if (!files.ca.empty()) {
+    std::error_code ec;
+    const std::filesystem::path abs = std::filesystem::absolute(files.ca, ec);
+    if (!ec) env.tls_ca_file = abs.string();
+  }
+  return absl::OkStatus();
+}
+
 // Resolves gateway, session and token; creates the client.
 absl::Status Prepare(Env& env, const CommandSpec& spec) {
   if (const std::string* t = env.option("timeout")) {
@@ -580,7 +617,8 @@ absl::Status Prepare(Env& env, const CommandSpec& spec) {
     env.timeout = std::chrono::milliseconds(
         std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000)));
   }
-  if (spec.run == CmdHealth || spec.run == CmdHelp) return absl::OkStatus();
+  if (spec.run == CmdHelp) return absl::OkStatus();
+  if (spec.run == CmdHealth) return LoadTls(env, "");
 
   if (const std::string* p = env.option("session")) {
     env.session_path = *p;
@@ -598,15 +636,18 @@ absl::Status Prepare(Env& env, const CommandSpec& spec) {
     }
   }
 
+  std::string session_ca;  // the session's CA goes with its gateway
   if (const std::string* g = env.option("gateway")) {
     env.gateway = *g;
   } else if (const char* g = Getenv("PARLEY_GATEWAY")) {
     env.gateway = g;
   } else if (env.has_session && !env.session.gateway.empty()) {
     env.gateway = env.session.gateway;
+    session_ca = env.session.tls_ca_file;
   } else {
     env.gateway = kDefaultGateway;
   }
+  if (absl::Status s = LoadTls(env, session_ca); !s.ok()) return s;
 
   if (const std::string* t = env.option("token")) {
     env.token = *t;
@@ -629,7 +670,8 @@ absl::Status Prepare(Env& env, const CommandSpec& spec) {
         "USERNAME'), or pass --token / set PARLEY_TOKEN");
   }
   if (spec.run != CmdLogout) {
-    env.client = ChatClient::Create(env.gateway, env.token, env.timeout);
+    env.client =
+        ChatClient::Create(env.gateway, env.token, env.timeout, env.tls);
   }
   return absl::OkStatus();
 }
@@ -726,6 +768,14 @@ std::string HelpText() {
       "  --session FILE       session file (env PARLEY_SESSION; default\n"
       "                       ~/.config/parley/session, mode 0600)\n"
       "  --timeout SECONDS    deadline of each call (default 10; health: 2)\n"
+      "  --tls_ca_file FILE   use TLS, verifying the server's certificate\n"
+      "                       against this PEM CA (env PARLEY_TLS_CA_FILE;\n"
+      "                       else the session's); none: plaintext\n"
+      "  --tls_cert_file FILE, --tls_key_file FILE\n"
+      "                       PEM client certificate and key to present\n"
+      "                       (health checks of internal mutual-TLS servers)\n"
+      "  --tls_server_name NAME  name expected in the server's certificate\n"
+      "                       instead of the host of the address\n"
       "  -h, --help           show help (also: parley COMMAND --help)\n"
       "\n"
       "Passwords come from --password, env PARLEY_PASSWORD, a no-echo prompt\n"
@@ -743,7 +793,9 @@ std::string CommandUsage(const std::string& command) {
                    c->synopsis, "\n  ", c->summary, "\n");
   absl::StrAppend(&text,
                   "Options of every command: --gateway HOST:PORT, --token "
-                  "TOKEN, --session FILE, --timeout SECONDS\n");
+                  "TOKEN, --session FILE, --timeout SECONDS, --tls_ca_file "
+                  "FILE, --tls_cert_file FILE, --tls_key_file FILE, "
+                  "--tls_server_name NAME\n");
   return text;
 }
 

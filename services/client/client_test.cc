@@ -117,7 +117,7 @@ TEST(SessionTest, RoundTripWithPrivateMode) {
   const std::string dir =
       absl::StrCat(::testing::TempDir(), "/parley-session-", getpid());
   const std::string path = dir + "/sub/session";
-  Session s{"127.0.0.1:1", "17", "alice", "plt_secret"};
+  Session s{"127.0.0.1:1", "17", "alice", "plt_secret", "/etc/parley/ca.pem"};
   ASSERT_TRUE(SaveSession(path, s).ok());
   struct stat st;
   ASSERT_EQ(stat(path.c_str(), &st), 0);
@@ -128,6 +128,7 @@ TEST(SessionTest, RoundTripWithPrivateMode) {
   EXPECT_EQ(back->user_id, "17");
   EXPECT_EQ(back->username, "alice");
   EXPECT_EQ(back->access_token, "plt_secret");
+  EXPECT_EQ(back->tls_ca_file, "/etc/parley/ca.pem");
   ASSERT_TRUE(DeleteSession(path).ok());
   EXPECT_TRUE(absl::IsNotFound(LoadSession(path).status()));
   EXPECT_TRUE(DeleteSession(path).ok());

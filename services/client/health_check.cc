@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_util.h"
 #include "services/client/client_status.h"
 
 namespace parley::client {
@@ -105,9 +106,9 @@ absl::StatusOr<HealthStatus> DecodeHealthCheckResponse(absl::string_view in) {
 
 absl::StatusOr<HealthStatus> CheckHealth(const std::string& target,
                                          const std::string& service,
-                                         std::chrono::milliseconds timeout) {
-  auto channel =
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+                                         std::chrono::milliseconds timeout,
+                                         const TlsCredentials& tls) {
+  auto channel = MakeChannel(target, tls);
   grpc::GenericStub stub(channel);
 
   const std::string request_bytes = EncodeHealthCheckRequest(service);

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/grpc_util.h"
 
 namespace parley::client {
 
@@ -34,10 +35,11 @@ absl::StatusOr<HealthStatus> DecodeHealthCheckResponse(absl::string_view bytes);
 
 // Calls grpc.health.v1.Health/Check on `target` with the given deadline.
 // The RPC's own failure (e.g. UNAVAILABLE, NOT_FOUND for an unknown service)
-// is returned as an error status.
-absl::StatusOr<HealthStatus> CheckHealth(const std::string& target,
-                                         const std::string& service,
-                                         std::chrono::milliseconds timeout);
+// is returned as an error status. `tls` secures the channel.
+absl::StatusOr<HealthStatus> CheckHealth(
+    const std::string& target, const std::string& service,
+    std::chrono::milliseconds timeout,
+    const TlsCredentials& tls = TlsCredentials());
 
 }  // namespace parley::client
 

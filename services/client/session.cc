@@ -64,7 +64,10 @@ std::string SerializeSession(const Session& session) {
       "private.\n",
       "gateway=", session.gateway, "\n", "user_id=", session.user_id, "\n",
       "username=", session.username, "\n", "token=", session.access_token,
-      "\n");
+      "\n",
+      session.tls_ca_file.empty()
+          ? ""
+          : absl::StrCat("tls_ca_file=", session.tls_ca_file, "\n"));
 }
 
 Session ParseSession(const std::string& text) {
@@ -85,6 +88,8 @@ Session ParseSession(const std::string& text) {
       s.username = value;
     } else if (key == "token") {
       s.access_token = value;
+    } else if (key == "tls_ca_file") {
+      s.tls_ca_file = value;
     }
   }
   return s;

@@ -20,6 +20,8 @@ struct Session {
   std::string user_id;
   std::string username;
   std::string access_token;
+  // CA file that verifies the gateway's TLS certificate; empty: plaintext.
+  std::string tls_ca_file;
 };
 
 // $PARLEY_SESSION if set, else $HOME/.config/parley/session.

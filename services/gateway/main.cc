@@ -14,6 +14,7 @@
 #include "common/grpc_util.h"
 #include "common/logging.h"
 #include "common/thread_pool.h"
+#include "common/tls_flags.h"
 #include "parley/internal/v1/presence.grpc.pb.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
 #include "services/gateway/auth_service.h"
@@ -26,6 +27,11 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "Address to serve on.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain (leaf first) served to clients over TLS; "
+          "with --tls_key_file. Both empty: plaintext.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key of --tls_cert_file (unencrypted).");
 ABSL_FLAG(std::string, storage_addr, "127.0.0.1:50054",
           "Address of the storage service.");
 ABSL_FLAG(std::string, presence_addr, "127.0.0.1:50053",
@@ -77,6 +83,8 @@ namespace {
 struct Options {
   std::string listen;
   std::string port_file;
+  // Client-facing TLS (no client certificates).
+  parley::TlsFiles tls;
   std::string storage_addr;
   std::string presence_addr;
   std::vector<std::string> message_addrs;
@@ -99,6 +107,8 @@ Options ReadFlags() {
   Options o;
   o.listen = absl::GetFlag(FLAGS_listen);
   o.port_file = absl::GetFlag(FLAGS_port_file);
+  o.tls.cert = absl::GetFlag(FLAGS_tls_cert_file);
+  o.tls.key = absl::GetFlag(FLAGS_tls_key_file);
   o.storage_addr = absl::GetFlag(FLAGS_storage_addr);
   o.presence_addr = absl::GetFlag(FLAGS_presence_addr);
   o.message_addrs = parley::ParseAddressList(absl::GetFlag(FLAGS_message_addrs));
@@ -143,11 +153,14 @@ int main(int argc, char** argv) {
     spdlog::critical("--message_addrs must name at least one instance");
     return 2;
   }
+  const parley::TlsCredentials public_tls =
+      parley::LoadTlsOrExit(o.tls, parley::TlsRole::kServer);
+  const parley::TlsCredentials internal_tls = parley::InternalTlsFromFlags();
 
   auto storage = parley::internal::v1::StorageService::NewStub(
-      parley::MakeChannel(o.storage_addr));
+      parley::MakeChannel(o.storage_addr, internal_tls));
   auto presence = parley::internal::v1::PresenceService::NewStub(
-      parley::MakeChannel(o.presence_addr));
+      parley::MakeChannel(o.presence_addr, internal_tls));
   parley::gateway::TokenAuthenticator auth(
       storage.get(), {.storage_timeout = o.auth.storage_timeout});
   parley::gateway::ConnectionRegistry registry(
@@ -155,7 +168,8 @@ int main(int argc, char** argv) {
       {.gateway_id = o.gateway_id,
        .heartbeat_interval = std::chrono::milliseconds(o.heartbeat_interval_ms),
        .max_streams_per_user = o.max_streams_per_user});
-  parley::gateway::MessageBackends messages(o.message_addrs, &registry);
+  parley::gateway::MessageBackends messages(o.message_addrs, internal_tls,
+                                            &registry);
   parley::gateway::PushSubscriber presence_events(
       "presence " + o.presence_addr,
       [stub = presence.get()](grpc::ClientContext* ctx,
@@ -173,7 +187,10 @@ int main(int argc, char** argv) {
   presence_events.Start();
 
   auto server = parley::StartServer(
-      {.listen = o.listen, .port_file = o.port_file, .reflection = true},
+      {.listen = o.listen,
+       .port_file = o.port_file,
+       .reflection = true,
+       .tls = public_tls},
       {&auth_service, &chat_service});
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());
@@ -192,7 +209,10 @@ int main(int argc, char** argv) {
     spdlog::info("gateway {} ready", o.gateway_id);
   });
   readiness.detach();
-  spdlog::info("gateway {} serving on port {}", o.gateway_id, server->port);
+  spdlog::info("gateway {} serving on port {} ({}; internal links {})",
+               o.gateway_id, server->port,
+               public_tls.enabled() ? "TLS" : "plaintext",
+               internal_tls.enabled() ? "mutual TLS" : "plaintext");
 
   const int sig = parley::WaitForShutdownSignal();
   spdlog::info("signal {}: shutting down", sig);

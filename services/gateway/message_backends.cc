@@ -7,11 +7,12 @@ namespace parley::gateway {
 namespace internal = ::parley::internal::v1;
 
 MessageBackends::MessageBackends(const std::vector<std::string>& addresses,
+                                 const TlsCredentials& tls,
                                  ConnectionRegistry* registry) {
   for (const auto& a : addresses) {
     auto inst = std::make_unique<Instance>();
     inst->address = a;
-    inst->channel = MakeChannel(a);
+    inst->channel = MakeChannel(a, tls);
     inst->stub = internal::MessageService::NewStub(inst->channel);
     internal::MessageService::Stub* stub = inst->stub.get();
     inst->subscriber = std::make_unique<PushSubscriber>(

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/grpc_util.h"
 #include "parley/internal/v1/message.grpc.pb.h"
 #include "services/gateway/connection_registry.h"
 #include "services/gateway/push_subscriber.h"
@@ -21,8 +22,9 @@ namespace parley::gateway {
 
 class MessageBackends {
  public:
+  // `tls` secures the channels to the instances.
   MessageBackends(const std::vector<std::string>& addresses,
-                  ConnectionRegistry* registry);
+                  const TlsCredentials& tls, ConnectionRegistry* registry);
   ~MessageBackends();
 
   void Start();

@@ -9,6 +9,7 @@
 #include "common/grpc_util.h"
 #include "common/id_generator.h"
 #include "common/logging.h"
+#include "common/tls_flags.h"
 #include "common/fanout_hub.h"
 #include "services/message/message_service.h"
 
@@ -39,6 +40,7 @@ struct Options {
   std::string presence_addr;
   int node_id;
   int gateway_queue;
+  parley::TlsCredentials internal_tls;
   parley::message::MessageServiceOptions service;
 };
 
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_max_reactions_per_message);
   o.service.max_text_bytes = static_cast<size_t>(
       std::max<int64_t>(1, absl::GetFlag(FLAGS_max_text_bytes)));
+  o.internal_tls = parley::InternalTlsFromFlags();
 
   auto ids = parley::IdGenerator::Create(o.node_id);
   if (!ids.ok()) {
@@ -71,20 +74,22 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<parley::IdGenerator> id_generator(*ids);
   auto storage = parley::internal::v1::StorageService::NewStub(
-      parley::MakeChannel(o.storage_addr));
+      parley::MakeChannel(o.storage_addr, o.internal_tls));
   auto presence = parley::internal::v1::PresenceService::NewStub(
-      parley::MakeChannel(o.presence_addr));
+      parley::MakeChannel(o.presence_addr, o.internal_tls));
   parley::FanoutHub hub(o.gateway_queue);
   parley::message::MessageServiceImpl service(
       o.service, id_generator.get(), storage.get(), presence.get(), &hub);
 
   auto server = parley::StartServer(
-      {.listen = o.listen, .port_file = o.port_file}, {&service});
+      {.listen = o.listen, .port_file = o.port_file, .tls = o.internal_tls},
+      {&service});
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());
     return 1;
   }
-  spdlog::info("message node {} serving on port {}", o.node_id, server->port);
+  spdlog::info("message node {} serving on port {}{}", o.node_id, server->port,
+               o.internal_tls.enabled() ? " (mutual TLS)" : "");
   const int sig = parley::WaitForShutdownSignal();
   spdlog::info("signal {}: shutting down", sig);
   hub.CloseAll();

@@ -9,6 +9,7 @@
 #include "common/grpc_util.h"
 #include "common/logging.h"
 #include "common/thread_pool.h"
+#include "common/tls_flags.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
 #include "services/presence/keyspace_listener.h"
 #include "services/presence/live_events.h"
@@ -45,6 +46,7 @@ struct Options {
   parley::presence::RouteStore::Options routes;
   parley::presence::LiveEvents::Options events;
   int gateway_queue;
+  parley::TlsCredentials internal_tls;
 };
 
 }  // namespace
@@ -74,13 +76,14 @@ int main(int argc, char** argv) {
   o.events.offline_grace =
       std::chrono::milliseconds(absl::GetFlag(FLAGS_offline_grace_ms));
   o.gateway_queue = absl::GetFlag(FLAGS_gateway_queue);
+  o.internal_tls = parley::InternalTlsFromFlags();
 
   parley::presence::RedisClient redis(o.redis);
   parley::presence::RouteStore routes(&redis, o.routes);
   parley::ThreadPool pool("redis", o.redis.pool_size, 100000);
   parley::FanoutHub hub(o.gateway_queue, /*resync_on_open=*/true);
   auto storage = parley::internal::v1::StorageService::NewStub(
-      parley::MakeChannel(o.storage_addr));
+      parley::MakeChannel(o.storage_addr, o.internal_tls));
   parley::presence::LiveEvents events(&routes, &hub, storage.get(), &pool,
                                       o.events);
   parley::presence::KeyspaceListener listener(
@@ -97,13 +100,15 @@ int main(int argc, char** argv) {
   listener.Start();
 
   auto server = parley::StartServer(
-      {.listen = o.listen, .port_file = o.port_file}, {&service});
+      {.listen = o.listen, .port_file = o.port_file, .tls = o.internal_tls},
+      {&service});
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());
     return 1;
   }
-  spdlog::info("presence serving on port {} (redis {}:{})", server->port,
-               o.redis.host, o.redis.port);
+  spdlog::info("presence serving on port {} (redis {}:{}{})", server->port,
+               o.redis.host, o.redis.port,
+               o.internal_tls.enabled() ? "; mutual TLS" : "");
   const int sig = parley::WaitForShutdownSignal();
   spdlog::info("signal {}: shutting down", sig);
   hub.CloseAll();

@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "common/pg/pg_pool.h"
 #include "common/thread_pool.h"
+#include "common/tls_flags.h"
 #include "services/storage/migrations.h"
 #include "services/storage/pg_blob_store.h"
 #include "services/storage/storage_repository.h"
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
   parley::InitProcess(argc, argv,
                       "users, chats and messages in "
                       "PostgreSQL, served over gRPC");
+  const parley::TlsCredentials internal_tls = parley::InternalTlsFromFlags();
   const int pool_size = absl::GetFlag(FLAGS_pool_size);
   if (pool_size < 1) {
     spdlog::error("--pool_size must be at least 1");
@@ -110,14 +112,16 @@ int main(int argc, char** argv) {
   parley::ServerOptions server_options;
   server_options.listen = absl::GetFlag(FLAGS_listen);
   server_options.port_file = absl::GetFlag(FLAGS_port_file);
+  server_options.tls = internal_tls;
   absl::StatusOr<parley::RunningServer> server =
       parley::StartServer(server_options, {&service});
   if (!server.ok()) {
     spdlog::error("cannot start server: {}", server.status().ToString());
     return 1;
   }
-  spdlog::info("parley-storage listening on port {} ({})", server->port,
-               server_options.listen);
+  spdlog::info("parley-storage listening on port {} ({}{})", server->port,
+               server_options.listen,
+               internal_tls.enabled() ? ", mutual TLS" : "");
 
   // Unreferenced blobs are collected in the background.
   const int gc_interval_s = absl::GetFlag(FLAGS_blob_gc_interval_s);

@@ -26,6 +26,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/grpc_util.h"
 #include "parley/v1/parley.grpc.pb.h"
 
 namespace {
@@ -91,12 +92,15 @@ std::string Chunk(std::mt19937_64& rng, size_t n) {
 
 int main(int argc, char** argv) {
   std::string gateway = "127.0.0.1:50051";
+  std::string tls_ca_file;
   int64_t mib = 100;
   std::vector<std::pair<std::string, std::string>> watch;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--gateway") {
       gateway = value;
+    } else if (flag == "--tls_ca_file") {
+      tls_ca_file = value;
     } else if (flag == "--mib") {
       if (!absl::SimpleAtoi(value, &mib) || mib < 1) return 2;
     } else if (flag == "--watch") {
@@ -107,13 +111,18 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "Usage: parley-file-bench [--gateway HOST:PORT] [--mib N] "
-                   "[--watch name=pid,...]\n");
+                   "[--watch name=pid,...] [--tls_ca_file FILE]\n");
       return 2;
     }
   }
+  auto tls = parley::TlsCredentials::LoadClient(tls_ca_file);
+  if (!tls.ok()) {
+    std::fprintf(stderr, "error: %s\n", tls.status().ToString().c_str());
+    return 2;
+  }
   if (sodium_init() < 0) return 1;
   const int64_t size = mib << 20;
-  auto channel = grpc::CreateChannel(gateway, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(gateway, tls->ChannelCredentials());
   auto auth = v1::AuthService::NewStub(channel);
   auto chat = v1::ChatService::NewStub(channel);
 

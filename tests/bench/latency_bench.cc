@@ -40,6 +40,7 @@ constexpr auto kDeliveryTimeout = std::chrono::seconds(10);
 
 struct Options {
   std::string gateway = "127.0.0.1:50051";
+  std::string tls_ca_file;  // empty: plaintext
   int64_t messages = 1000;
   int64_t warmup = 50;
   bool json = false;
@@ -47,9 +48,11 @@ struct Options {
 
 constexpr char kUsage[] =
     "Usage: parley-latency-bench [--gateway HOST:PORT] [--messages N]\n"
-    "                            [--warmup N] [--json]\n"
+    "                            [--warmup N] [--json] [--tls_ca_file FILE]\n"
     "  --gateway   gateway address (env PARLEY_GATEWAY; default "
     "127.0.0.1:50051)\n"
+    "  --tls_ca_file  TLS to the gateway, verified against this PEM CA\n"
+    "              (env PARLEY_TLS_CA_FILE; default: plaintext)\n"
     "  --messages  measured messages (default 1000)\n"
     "  --warmup    unmeasured messages sent first (default 50)\n"
     "  --json      also print one JSON object as the last line\n";
@@ -58,6 +61,9 @@ constexpr char kUsage[] =
 bool ParseOptions(int argc, char** argv, Options* o, bool* help) {
   if (const char* g = std::getenv("PARLEY_GATEWAY"); g != nullptr && *g) {
     o->gateway = g;
+  }
+  if (const char* ca = std::getenv("PARLEY_TLS_CA_FILE"); ca != nullptr && *ca) {
+    o->tls_ca_file = ca;
   }
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -91,6 +97,11 @@ bool ParseOptions(int argc, char** argv, Options* o, bool* help) {
     } else if (a == "--gateway") {
       if (!need_value(&o->gateway)) {
         std::cerr << "error: INVALID_ARGUMENT: --gateway needs HOST:PORT\n";
+        return false;
+      }
+    } else if (a == "--tls_ca_file") {
+      if (!need_value(&o->tls_ca_file)) {
+        std::cerr << "error: INVALID_ARGUMENT: --tls_ca_file needs a file\n";
         return false;
       }
     } else if (a == "--messages") {
@@ -243,8 +254,14 @@ int Fail(const std::string& what, const absl::Status& s) {
 int Run(const Options& o) {
   const std::string suffix = RandomHex(10);
   const std::string password = RandomHex(24);
-  auto a = ChatClient::Create(o.gateway, "");
-  auto b = ChatClient::Create(o.gateway, "");
+  absl::StatusOr<TlsCredentials> tls =
+      TlsCredentials::LoadClient(o.tls_ca_file);
+  if (!tls.ok()) {
+    std::cerr << client::FormatError(tls.status()) << "\n";
+    return 2;
+  }
+  auto a = ChatClient::Create(o.gateway, "", ChatClient::kDefaultTimeout, *tls);
+  auto b = ChatClient::Create(o.gateway, "", ChatClient::kDefaultTimeout, *tls);
 
   absl::StatusOr<v1::RegisterResponse> ra =
       a->Register("bench_a_" + suffix, password, "");

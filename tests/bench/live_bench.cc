@@ -28,6 +28,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_util.h"
 #include "parley/v1/parley.grpc.pb.h"
 
 namespace parley::bench {
@@ -39,6 +40,7 @@ using Stream = grpc::ClientReaderWriter<v1::ClientFrame, v1::ServerFrame>;
 
 struct Options {
   std::string gateway = "127.0.0.1:50051";
+  TlsCredentials tls;  // plaintext unless --tls_ca_file
   int rounds = 200;
   int grace_ms = 1000;
 };
@@ -143,7 +145,7 @@ std::unique_ptr<Stream> Open(v1::ChatService::Stub* chat, grpc::ClientContext* c
 }
 
 int Run(const Options& o) {
-  auto channel = grpc::CreateChannel(o.gateway, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(o.gateway, o.tls.ChannelCredentials());
   auto auth = v1::AuthService::NewStub(channel);
   auto chat = v1::ChatService::NewStub(channel);
   const std::string tag = absl::StrCat(std::random_device{}() % 1000000);
@@ -198,7 +200,7 @@ int Run(const Options& o) {
       // A's device has a connection of its own, as a real second client
       // would: closing it is what the gateway sees.
       auto achannel =
-          grpc::CreateChannel(o.gateway, grpc::InsecureChannelCredentials());
+          grpc::CreateChannel(o.gateway, o.tls.ChannelCredentials());
       auto achat = v1::ChatService::NewStub(achannel);
       auto actx = std::make_unique<grpc::ClientContext>();
       const auto t0 = Clock::now();
@@ -250,6 +252,10 @@ int Run(const Options& o) {
 int main(int argc, char** argv) {
   parley::bench::Options o;
   if (const char* g = std::getenv("PARLEY_GATEWAY"); g && *g) o.gateway = g;
+  std::string tls_ca_file;
+  if (const char* c = std::getenv("PARLEY_TLS_CA_FILE"); c && *c) {
+    tls_ca_file = c;
+  }
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* name) -> const char* {
@@ -260,6 +266,8 @@ int main(int argc, char** argv) {
     };
     if (const char* v = value("--gateway")) {
       o.gateway = v;
+    } else if (const char* v = value("--tls_ca_file")) {
+      tls_ca_file = v;
     } else if (const char* v = value("--rounds")) {
       if (!absl::SimpleAtoi(v, &o.rounds) || o.rounds < 1) return 2;
     } else if (const char* v = value("--grace_ms")) {
@@ -267,9 +275,15 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "Usage: parley-live-bench [--gateway HOST:PORT] "
-                   "[--rounds N] [--grace_ms MS]\n");
+                   "[--rounds N] [--grace_ms MS] [--tls_ca_file FILE]\n");
       return a == "--help" ? 0 : 2;
     }
   }
+  auto tls = parley::TlsCredentials::LoadClient(tls_ca_file);
+  if (!tls.ok()) {
+    std::fprintf(stderr, "error: %s\n", tls.status().ToString().c_str());
+    return 2;
+  }
+  o.tls = *tls;
   return parley::bench::Run(o);
 }

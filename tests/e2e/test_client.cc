@@ -51,8 +51,10 @@ grpc::Status Api::Upload(const std::string& token, const std::string& chat_id,
   return s;
 }
 
-Api::Api(const std::string& gateway)
-    : channel_(grpc::CreateChannel(gateway, grpc::InsecureChannelCredentials())),
+Api::Api(const std::string& gateway,
+         std::shared_ptr<grpc::ChannelCredentials> creds)
+    : channel_(grpc::CreateChannel(
+          gateway, creds ? creds : grpc::InsecureChannelCredentials())),
       auth_(v1::AuthService::NewStub(channel_)),
       chat_(v1::ChatService::NewStub(channel_)) {}
 
@@ -128,10 +130,12 @@ v1::Message Api::Send(const TestUser& from, const std::string& chat_id,
   return msg;
 }
 
-std::unique_ptr<LiveStream> LiveStream::Open(const std::string& gateway,
-                                             const std::string& token) {
+std::unique_ptr<LiveStream> LiveStream::Open(
+    const std::string& gateway, const std::string& token,
+    std::shared_ptr<grpc::ChannelCredentials> creds) {
   std::unique_ptr<LiveStream> ls(new LiveStream());
-  ls->channel_ = grpc::CreateChannel(gateway, grpc::InsecureChannelCredentials());
+  ls->channel_ = grpc::CreateChannel(
+      gateway, creds ? creds : grpc::InsecureChannelCredentials());
   ls->stub_ = v1::ChatService::NewStub(ls->channel_);
   ls->ctx_.AddMetadata("authorization", "Bearer " + token);
   ls->stream_ = ls->stub_->Connect(&ls->ctx_);

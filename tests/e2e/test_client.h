@@ -41,7 +41,9 @@ std::string Sha256Hex(const std::string& data);
 
 class Api {
  public:
-  explicit Api(const std::string& gateway);
+  // `creds` secure the channel (default: plaintext).
+  explicit Api(const std::string& gateway,
+               std::shared_ptr<grpc::ChannelCredentials> creds = nullptr);
 
   TestUser NewUser(const std::string& prefix = "user");
   grpc::Status Register(const v1::RegisterRequest& req,
@@ -91,8 +93,9 @@ class LiveStream {
  public:
   // Opens the stream and waits for the Pong to a first Ping, which means the
   // gateway has registered the route: live events will arrive.
-  static std::unique_ptr<LiveStream> Open(const std::string& gateway,
-                                          const std::string& token);
+  static std::unique_ptr<LiveStream> Open(
+      const std::string& gateway, const std::string& token,
+      std::shared_ptr<grpc::ChannelCredentials> creds = nullptr);
   ~LiveStream();
 
   // Waits for the first frame matching `pred`, removing it and every frame

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/client/health_check.h"
@@ -58,6 +59,23 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(Options options) {
   if (!redis.ok()) return redis.status();
   c->redis_ = std::move(*redis);
 
+  // Every process serves and calls with the one server certificate.
+  std::vector<std::string> internal_tls, gateway_tls;
+  if (options.tls) {
+    auto certs = TestCerts::Create(c->dir_);
+    if (!certs.ok()) return certs.status();
+    c->certs_ = *certs;
+    auto client_tls = TlsCredentials::LoadClient(
+        certs->ca, certs->client_cert, certs->client_key);
+    if (!client_tls.ok()) return client_tls.status();
+    c->client_tls_ = *client_tls;
+    internal_tls = {"--internal_tls_ca_file=" + certs->ca,
+                    "--internal_tls_cert_file=" + certs->server_cert,
+                    "--internal_tls_key_file=" + certs->server_key};
+    gateway_tls = {"--tls_cert_file=" + certs->server_cert,
+                   "--tls_key_file=" + certs->server_key};
+  }
+
   const std::string bin = BinDir();
   // Each process binds port 0 and reports the port it got; it is started
   // before the next one is configured, which needs its address.
@@ -66,6 +84,10 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(Options options) {
     if (!launched.ok()) return;
     Proc p;
     argv.push_back("--log_level=info");
+    argv.insert(argv.end(), internal_tls.begin(), internal_tls.end());
+    if (absl::StartsWith(name, "gateway")) {
+      argv.insert(argv.end(), gateway_tls.begin(), gateway_tls.end());
+    }
     auto extra = options.extra_flags.find(name);
     if (extra != options.extra_flags.end()) {
       argv.insert(argv.end(), extra->second.begin(), extra->second.end());
@@ -198,8 +220,8 @@ absl::Status Cluster::WaitServing(const std::string& name,
       return absl::UnavailableError(
           absl::StrCat(name, " exited; see ", dir_, "/", name, ".log"));
     }
-    auto status = client::CheckHealth(address(name), "",
-                                      std::chrono::milliseconds(500));
+    auto status = client::CheckHealth(
+        address(name), "", std::chrono::milliseconds(500), client_tls_);
     if (status.ok() && *status == client::HealthStatus::kServing) {
       return absl::OkStatus();
     }

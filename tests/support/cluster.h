@@ -15,9 +15,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_util.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/test_postgres.h"
 #include "tests/support/test_redis.h"
+#include "tests/support/tls_certs.h"
 
 namespace parley::testing {
 
@@ -31,6 +33,9 @@ class Cluster {
     std::chrono::milliseconds typing_ttl{6000};
     std::chrono::milliseconds offline_grace{1000};
     int max_group_members = 10000;
+    // Mutual TLS between the services and TLS on the gateways, with
+    // certificates made for the run (see certs()).
+    bool tls = false;
     // Extra flags per process name ("gateway0", "storage", ...).
     std::map<std::string, std::vector<std::string>> extra_flags;
   };
@@ -53,6 +58,11 @@ class Cluster {
   absl::Status WaitServing(const std::string& name,
                            std::chrono::milliseconds timeout);
   const std::string& dir() const { return dir_; }
+  // With Options::tls: the certificates the cluster runs with.
+  const TestCerts& certs() const { return certs_; }
+  // What a client presents: with Options::tls, the CA and a client
+  // certificate (accepted by every process), else plaintext.
+  const TlsCredentials& client_tls() const { return client_tls_; }
 
  private:
   struct Proc {
@@ -71,6 +81,8 @@ class Cluster {
   std::string dir_;
   std::unique_ptr<TestPostgres> postgres_;
   std::unique_ptr<TestRedis> redis_;
+  TestCerts certs_;
+  TlsCredentials client_tls_;
   std::map<std::string, Proc> procs_;
   std::vector<std::string> order_;
 };
