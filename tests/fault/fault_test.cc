@@ -553,8 +553,10 @@ class FaultTest : public ::testing::Test {
  protected:
   void SetUp() override {
     config_ = LoadConfig();
-    auto c = testing::Cluster::Start(
-        {.gateways = kGateways, .message_instances = 2});
+    testing::Cluster::Options options;
+    options.gateways = kGateways;
+    options.message_instances = 2;
+    auto c = testing::Cluster::Start(options);
     ASSERT_TRUE(c.ok()) << c.status();
     cluster_ = std::move(*c);
     for (int g = 0; g < kGateways; ++g) {
@@ -628,7 +630,8 @@ class FaultTest : public ::testing::Test {
         service("storage"),
         Fault{"postgres",
               [c] {
-                c->postgres()->Stop(testing::TestPostgres::StopMode::kImmediate);
+                using Mode = testing::TestPostgres::StopMode;
+                c->postgres()->Stop(Mode::kImmediate);
                 return absl::OkStatus();
               },
               [c] { return c->postgres()->Restart(); }},
@@ -647,6 +650,7 @@ class FaultTest : public ::testing::Test {
   std::unique_ptr<testing::Cluster> cluster_;
   std::vector<std::string> gateways_;
   CodeCounter codes_;
+  std::atomic<int> window_{0};  // index of the current row of the table
   std::vector<std::vector<std::shared_ptr<grpc::Channel>>> channels_;
   std::vector<std::unique_ptr<Device>> devices_;
   std::vector<std::unique_ptr<Lane>> lanes_;
@@ -674,7 +678,9 @@ TEST_F(FaultTest, AcknowledgedMessagesSurviveEveryCrash) {
   for (int k = 0; k < n; ++k) {
     std::vector<TestUser> others;
     for (int j = 0; j < kMembersPerChat; ++j) members[k].push_back((k + j) % n);
-    for (int j = 1; j < kMembersPerChat; ++j) others.push_back(users[members[k][j]]);
+    for (int j = 1; j < kMembersPerChat; ++j) {
+      others.push_back(users[members[k][j]]);
+    }
     v1::Chat chat = api.Group(users[k], absl::StrCat("fault ", k), others);
     ASSERT_FALSE(chat.chat_id().empty());
     chats.push_back(chat.chat_id());
@@ -708,9 +714,9 @@ TEST_F(FaultTest, AcknowledgedMessagesSurviveEveryCrash) {
   ASSERT_TRUE(Probe(seconds(20))) << "the cluster does not serve at all";
 
   // The load: one lane per (chat, member).
-  std::atomic<int> window{0};
   const int lanes = n * kMembersPerChat;
-  const milliseconds period(static_cast<int64_t>(1000.0 * lanes / config_.rate));
+  const milliseconds period(
+      static_cast<int64_t>(1000.0 * lanes / config_.rate));
   std::vector<std::vector<Stub*>> stubs_of(n);
   for (int u = 0; u < n; ++u) {
     for (auto& ch : channels_[u]) {
@@ -725,7 +731,7 @@ TEST_F(FaultTest, AcknowledgedMessagesSurviveEveryCrash) {
       const int id = static_cast<int>(lanes_.size());
       lanes_.push_back(std::make_unique<Lane>(id, users[u], stubs_of[u],
                                               u % kGateways, chats[k], period,
-                                              &window, &codes_));
+                                              &window_, &codes_));
       lanes_.back()->Start(load_start + period * id / lanes);
     }
   }
@@ -742,7 +748,7 @@ TEST_F(FaultTest, AcknowledgedMessagesSurviveEveryCrash) {
       Row row;
       row.fault = f.name;
       rows.push_back(row);
-      window = static_cast<int>(rows.size()) - 1;
+      window_ = static_cast<int>(rows.size()) - 1;
       ASSERT_TRUE(f.kill().ok()) << f.name;
       std::this_thread::sleep_for(config_.down);
       absl::Status restarted = f.restart();
@@ -869,9 +875,11 @@ TEST_F(FaultTest, AcknowledgedMessagesSurviveEveryCrash) {
     const int count = stored_count[s.cmid];
     bool lost = count == 0;
     row.duplicated += count > 1 || s.inconsistent;
-    EXPECT_FALSE(s.inconsistent) << s.cmid << ": retries acknowledged differently";
+    EXPECT_FALSE(s.inconsistent)
+        << s.cmid << ": retries acknowledged differently";
     if (count > 0) {
-      EXPECT_EQ(stored_seq[s.cmid], s.seq) << s.cmid << ": acked at another seq";
+      EXPECT_EQ(stored_seq[s.cmid], s.seq)
+          << s.cmid << ": acked at another seq";
     }
     for (int u : members_of[s.chat]) {
       const Device::ChatLog& log = held[u][s.chat];
