@@ -18,7 +18,8 @@
 //
 // CI form by default (a few minutes at most). PARLEY_FAULT_LONG=1 selects the
 // long form: 500 msg/s over 50 chats, the faults repeated for
-// PARLEY_FAULT_DURATION_S seconds (default 600).
+// PARLEY_FAULT_DURATION_S seconds (default 600). PARLEY_FAULT_DOWN_MS sets how
+// long each component stays down (default 1000).
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -92,6 +93,7 @@ Config LoadConfig() {
   } else if (kSanitized) {
     c.rate = 100;  // sanitized services are several times slower
   }
+  c.down = milliseconds(EnvInt("PARLEY_FAULT_DOWN_MS", c.down.count()));
   return c;
 }
 
