@@ -158,9 +158,11 @@ template <typename Req, typename Resp>
 grpc::Status CallWithToken(
     Stub* stub, const std::string& token,
     grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
-    const Req& req, Resp* resp, milliseconds timeout) {
+    const Req& req, Resp* resp, milliseconds timeout,
+    bool wait_for_ready = false) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  ctx.set_wait_for_ready(wait_for_ready);
   ctx.AddMetadata("authorization", "Bearer " + token);
   return (stub->*method)(&ctx, req, resp);
 }
@@ -205,9 +207,9 @@ class Device {
   Device(TestUser user, std::vector<std::shared_ptr<grpc::Channel>> channels,
          int preferred, bool pinned, const std::vector<std::string>& chats,
          CodeCounter* codes)
-      : user_(std::move(user)), preferred_(preferred), pinned_(pinned),
-        codes_(codes) {
-    for (auto& ch : channels) stubs_.push_back(v1::ChatService::NewStub(ch));
+      : user_(std::move(user)), channels_(std::move(channels)),
+        preferred_(preferred), pinned_(pinned), codes_(codes) {
+    for (auto& ch : channels_) stubs_.push_back(v1::ChatService::NewStub(ch));
     for (const auto& c : chats) logs_[c];
   }
   ~Device() { Stop(); }
@@ -273,6 +275,10 @@ class Device {
     int attempt = 0;  // failed attempts since the last confirmed stream
     while (!stopper_.stopped()) {
       const int g = GatewayFor(attempt);
+      // Like an app waiting for connectivity: connect as soon as the channel
+      // can, rather than failing at once while it backs off.
+      channels_[g]->WaitForConnected(std::chrono::system_clock::now() +
+                                     seconds(1));
       grpc::ClientContext ctx;
       ctx.AddMetadata("authorization", "Bearer " + user_.token);
       {
@@ -401,6 +407,7 @@ class Device {
   }
 
   const TestUser user_;
+  const std::vector<std::shared_ptr<grpc::Channel>> channels_;
   const int preferred_;
   const bool pinned_;
   CodeCounter* const codes_;
@@ -598,7 +605,8 @@ class FaultTest : public ::testing::Test {
           grpc::Status s = CallWithToken(probe_stubs_[g].get(),
                                          probe_sender_.token,
                                          &Stub::SendMessage, req, &m,
-                                         milliseconds(1000));
+                                         milliseconds(1000),
+                                         /*wait_for_ready=*/true);
           if (s.ok()) {
             const auto wait = std::min(deadline, Clock::now() + seconds(1));
             done = true;
