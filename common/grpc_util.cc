@@ -146,7 +146,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // At most about a second between connection attempts: a restarted peer
+  // is found again promptly, which matters most for the long-lived
+  // Subscribe streams, since pushes to a gateway that is not subscribed are
+  // dropped. An attempt on a dead loopback or LAN address costs nothing.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   if (!tls.server_name().empty()) {
     args.SetSslTargetNameOverride(tls.server_name());

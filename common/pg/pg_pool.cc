@@ -169,6 +169,11 @@ absl::Status PgPool::EnsureConnected(Slot& slot) {
     auto conn = std::make_unique<pqxx::connection>(options_.url);
     // Keep NOTICEs (e.g. "already exists, skipping") off stderr.
     conn->set_variable("client_min_messages", "warning");
+    // A commit must be in the WAL before it is reported: callers acknowledge
+    // writes (a sent message) on it. A server tuned with
+    // synchronous_commit=off would otherwise lose the last acknowledged
+    // transactions when it crashes, and hand their seqs to other messages.
+    conn->set_variable("synchronous_commit", "on");
     if (options_.statement_timeout_ms > 0) {
       conn->set_variable("statement_timeout",
                          std::to_string(options_.statement_timeout_ms));

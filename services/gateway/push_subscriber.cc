@@ -62,7 +62,9 @@ void PushSubscriber::Run() {
     std::uniform_int_distribution<int> jitter(0, backoff.count() / 2);
     cv_.wait_for(lock, backoff + std::chrono::milliseconds(jitter(rng)),
                  [this] { return stopping_; });
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    // Capped low: until the stream is back, this instance drops what it
+    // would push here, so live delivery stays off for as long as we wait.
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
   }
 }
 

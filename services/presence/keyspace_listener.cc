@@ -55,7 +55,9 @@ void KeyspaceListener::Run() {
          slept < backoff && !stopping_; slept += std::chrono::milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    // Capped low: routes lost with Redis are restored only once this
+    // reconnects and asks the gateways to resync.
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
   }
 }
 

@@ -114,14 +114,19 @@ std::string TestPostgres::url() const {
                       "/parley");
 }
 
+void TestPostgres::Stop(StopMode mode) {
+  RunCommand(AsServerUser({PgBinDir() + "/pg_ctl", "-D", dir_ + "/data", "-m",
+                           mode == StopMode::kImmediate ? "immediate" : "fast",
+                           "-w", "stop"}),
+             dir_ + "/setup.log");
+}
+
 absl::Status TestPostgres::Restart() {
   const std::string bin = PgBinDir();
   const std::string data = dir_ + "/data";
   const std::string log = dir_ + "/setup.log";
   // Stopping a server that is not running fails harmlessly.
-  RunCommand(
-      AsServerUser({bin + "/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"}),
-      log);
+  Stop(StopMode::kFast);
   const std::string options =
       absl::StrCat("-p ", port_, " -k ", dir_,
                    " -c listen_addresses=127.0.0.1 -c fsync=off"

@@ -25,6 +25,10 @@ class TestPostgres {
   int port() const { return port_; }
   // Stops and starts the server again on the same port and data.
   absl::Status Restart();
+  // Stops the server; Restart() brings it back. kImmediate is a crash: no
+  // checkpoint, and the next start runs crash recovery.
+  enum class StopMode { kFast, kImmediate };
+  void Stop(StopMode mode);
 
  private:
   TestPostgres() = default;
