@@ -17,6 +17,13 @@ constexpr size_t kMaxChunkBytes = 1 << 20;
 
 // Client -> gateway -> storage. Two reactors in one object: it is deleted
 // when both the server call and the storage call are done.
+//
+// Each side's operations are started from the other side's reactions, that
+// is from outside the storage call's own reactions. gRPC may finish a client
+// call as soon as none of its operations is pending, and an operation
+// started on a finished call touches a dead object. So the storage call
+// carries a hold (AddHold) for as long as the proxy may still start an
+// operation on it, and the hold is released exactly once when it stops.
 class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
                           public grpc::ClientWriteReactor<internal::UploadFileChunk> {
  public:
@@ -38,13 +45,14 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
   // Server side.
   void OnReadDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (server_finished_) return;
+    if (server_finished_) return ReleaseHoldLocked();
     if (!ok) {
       if (!storage_started_) {
         return FinishServerLocked(grpc::Status(
             grpc::StatusCode::INVALID_ARGUMENT, "metadata: is required"));
       }
       StartWritesDone();  // the client is done: storage verifies and answers
+      ReleaseHoldLocked();
       return;
     }
     if (!storage_started_) {
@@ -64,6 +72,8 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
       storage_started_ = true;
       storage_done_ = false;
       storage_->async()->UploadFile(&client_ctx_, &stored_, this);
+      AddHold();
+      holding_ = true;
       StartWrite(&outgoing_);
       StartCall();
       return;
@@ -105,7 +115,11 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
     // On failure, storage's status arrives in OnDone(status).
-    if (ok && !server_finished_) StartRead(&incoming_);
+    if (ok && !server_finished_) {
+      StartRead(&incoming_);
+    } else {
+      ReleaseHoldLocked();
+    }
   }
 
   void OnDone(const grpc::Status& status) override {
@@ -130,9 +144,16 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
     server_finished_ = true;
     Finish(status);
   }
+  // No operation will be started on the storage call any more.
+  void ReleaseHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!holding_) return;
+    holding_ = false;
+    RemoveHold();
+  }
   // A client error while storage is busy: answer, and abort storage's side.
   void FailLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     client_ctx_.TryCancel();
+    ReleaseHoldLocked();
     FinishServerLocked(status);
   }
 
@@ -148,12 +169,14 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
   bool authenticating_ ABSL_GUARDED_BY(mu_) = true;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool storage_started_ ABSL_GUARDED_BY(mu_) = false;
+  bool holding_ ABSL_GUARDED_BY(mu_) = false;
   bool storage_done_ ABSL_GUARDED_BY(mu_) = true;  // nothing started yet
   bool server_finished_ ABSL_GUARDED_BY(mu_) = false;
   bool server_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// Storage -> gateway -> client.
+// Storage -> gateway -> client. The storage call carries a hold while the
+// proxy may still read from it, as in UploadProxy.
 class DownloadProxy final
     : public grpc::ServerWriteReactor<v1::DownloadFileResponse>,
       public grpc::ClientReadReactor<v1::DownloadFileResponse> {
@@ -179,6 +202,8 @@ class DownloadProxy final
       storage_request_.set_offset(request->offset());
       storage_done_ = false;
       storage_->async()->DownloadFile(&client_ctx_, &storage_request_, this);
+      AddHold();
+      holding_ = true;
       grpc::ClientReadReactor<v1::DownloadFileResponse>::StartRead(&frame_);
       StartCall();
     });
@@ -187,7 +212,10 @@ class DownloadProxy final
   // Storage side.
   void OnReadDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!ok || server_finished_) return;  // the status follows in OnDone
+    if (!ok || server_finished_) {
+      ReleaseHoldLocked();  // the status follows in OnDone
+      return;
+    }
     writing_ = true;
     StartWrite(&frame_);
   }
@@ -215,6 +243,7 @@ class DownloadProxy final
     if (storage_done_) return FinishServerLocked(storage_status_);
     if (!ok) {
       client_ctx_.TryCancel();
+      ReleaseHoldLocked();
       return;
     }
     grpc::ClientReadReactor<v1::DownloadFileResponse>::StartRead(&frame_);
@@ -249,6 +278,12 @@ class DownloadProxy final
     Finish(status);
   }
 
+  void ReleaseHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!holding_) return;
+    holding_ = false;
+    RemoveHold();
+  }
+
   internal::StorageService::StubInterface* const storage_;
   grpc::ClientContext client_ctx_;
   internal::DownloadFileRequest storage_request_;
@@ -258,6 +293,7 @@ class DownloadProxy final
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool storage_done_ ABSL_GUARDED_BY(mu_) = true;  // nothing started yet
   grpc::Status storage_status_ ABSL_GUARDED_BY(mu_);
+  bool holding_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a chunk is on its way out
   bool server_finished_ ABSL_GUARDED_BY(mu_) = false;
   bool server_done_ ABSL_GUARDED_BY(mu_) = false;
