@@ -15,8 +15,8 @@ namespace v1 = ::parley::v1;
 
 constexpr size_t kMaxChunkBytes = 1 << 20;
 
-// Client -> gateway -> storage. Two reactors in one object: it is deleted
-// when both the server call and the storage call are done.
+// A server call joined to a storage call, both reactors in one object. It
+// is deleted when both calls are over.
 //
 // Each side's operations are started from the other side's reactions, that
 // is from outside the storage call's own reactions. gRPC may finish a client
@@ -24,8 +24,63 @@ constexpr size_t kMaxChunkBytes = 1 << 20;
 // started on a finished call touches a dead object. So the storage call
 // carries a hold (AddHold) for as long as the proxy may still start an
 // operation on it, and the hold is released exactly once when it stops.
-class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
-                          public grpc::ClientWriteReactor<internal::UploadFileChunk> {
+template <typename ServerReactor, typename ClientReactor>
+class Proxy : public ServerReactor, public ClientReactor {
+ public:
+  // The server call is over.
+  void OnDone() override {
+    bool remove;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      server_done_ = true;
+      remove = storage_done_;
+    }
+    if (remove) delete this;
+  }
+
+ protected:
+  // Starts the storage call, holding it until ReleaseHoldLocked.
+  void StartStorageCallLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    storage_done_ = false;
+    ClientReactor::AddHold();
+    holding_ = true;
+    ClientReactor::StartCall();
+  }
+  // No operation will be started on the storage call any more.
+  void ReleaseHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!holding_) return;
+    holding_ = false;
+    ClientReactor::RemoveHold();
+  }
+  // The storage call is over: answers the client with its status (unless
+  // it was answered already) and says whether the proxy may be deleted.
+  bool StorageDoneLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    storage_done_ = true;
+    FinishServerLocked(status.ok() ? grpc::Status::OK
+                                   : ToGrpcStatus(FromGrpcStatus(status)));
+    return server_done_;
+  }
+  void FinishServerLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (server_finished_) return;
+    server_finished_ = true;
+    ServerReactor::Finish(status);
+  }
+
+  std::mutex mu_;
+  bool storage_done_ ABSL_GUARDED_BY(mu_) = true;  // nothing started yet
+  bool server_finished_ ABSL_GUARDED_BY(mu_) = false;
+
+ private:
+  bool holding_ ABSL_GUARDED_BY(mu_) = false;
+  bool server_done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Client -> gateway -> storage.
+class UploadProxy final
+    : public Proxy<grpc::ServerReadReactor<v1::UploadFileRequest>,
+                   grpc::ClientWriteReactor<internal::UploadFileChunk>> {
  public:
   UploadProxy(grpc::CallbackServerContext* ctx, v1::File* response,
               TokenAuthenticator* auth,
@@ -70,12 +125,9 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
       *begin->mutable_metadata() = std::move(*incoming_.mutable_metadata());
       begin->set_max_file_bytes(options_.max_file_bytes);
       storage_started_ = true;
-      storage_done_ = false;
       storage_->async()->UploadFile(&client_ctx_, &stored_, this);
-      AddHold();
-      holding_ = true;
       StartWrite(&outgoing_);
-      StartCall();
+      StartStorageCallLocked();
       return;
     }
     if (!incoming_.has_chunk()) {
@@ -101,16 +153,6 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
     }
   }
 
-  void OnDone() override {
-    bool remove;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      server_done_ = true;
-      remove = storage_done_;
-    }
-    if (remove) delete this;
-  }
-
   // Storage side.
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -126,30 +168,15 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
     bool remove;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      storage_done_ = true;
       // The server call may have been answered already (a client error):
       // then its response is gone, which is why storage writes into ours.
       if (!server_finished_ && status.ok()) *response_ = std::move(stored_);
-      FinishServerLocked(status.ok() ? grpc::Status::OK
-                                     : ToGrpcStatus(FromGrpcStatus(status)));
-      remove = server_done_;
+      remove = StorageDoneLocked(status);
     }
     if (remove) delete this;
   }
 
  private:
-  void FinishServerLocked(const grpc::Status& status)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (server_finished_) return;
-    server_finished_ = true;
-    Finish(status);
-  }
-  // No operation will be started on the storage call any more.
-  void ReleaseHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!holding_) return;
-    holding_ = false;
-    RemoveHold();
-  }
   // A client error while storage is busy: answer, and abort storage's side.
   void FailLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     client_ctx_.TryCancel();
@@ -164,22 +191,16 @@ class UploadProxy final : public grpc::ServerReadReactor<v1::UploadFileRequest>,
   v1::UploadFileRequest incoming_;
   internal::UploadFileChunk outgoing_;
   v1::File stored_;  // storage's answer, copied out on success
-  std::mutex mu_;
   int64_t user_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool authenticating_ ABSL_GUARDED_BY(mu_) = true;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool storage_started_ ABSL_GUARDED_BY(mu_) = false;
-  bool holding_ ABSL_GUARDED_BY(mu_) = false;
-  bool storage_done_ ABSL_GUARDED_BY(mu_) = true;  // nothing started yet
-  bool server_finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool server_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// Storage -> gateway -> client. The storage call carries a hold while the
-// proxy may still read from it, as in UploadProxy.
+// Storage -> gateway -> client.
 class DownloadProxy final
-    : public grpc::ServerWriteReactor<v1::DownloadFileResponse>,
-      public grpc::ClientReadReactor<v1::DownloadFileResponse> {
+    : public Proxy<grpc::ServerWriteReactor<v1::DownloadFileResponse>,
+                   grpc::ClientReadReactor<v1::DownloadFileResponse>> {
  public:
   DownloadProxy(grpc::CallbackServerContext* ctx,
                 const v1::DownloadFileRequest* request,
@@ -200,12 +221,9 @@ class DownloadProxy final
       storage_request_.set_user_id(*user);
       storage_request_.set_file_id(*file);
       storage_request_.set_offset(request->offset());
-      storage_done_ = false;
       storage_->async()->DownloadFile(&client_ctx_, &storage_request_, this);
-      AddHold();
-      holding_ = true;
       grpc::ClientReadReactor<v1::DownloadFileResponse>::StartRead(&frame_);
-      StartCall();
+      StartStorageCallLocked();
     });
   }
 
@@ -216,21 +234,16 @@ class DownloadProxy final
       ReleaseHoldLocked();  // the status follows in OnDone
       return;
     }
-    writing_ = true;
     StartWrite(&frame_);
   }
 
-  // Storage's call is over. Its status may arrive while the last chunk is
-  // still being written to the client: then OnWriteDone finishes.
+  // Storage's call is over. The hold keeps it open until no chunk is on
+  // its way to the client, so the status is the last thing to pass on.
   void OnDone(const grpc::Status& status) override {
     bool remove;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      storage_done_ = true;
-      storage_status_ = status.ok() ? grpc::Status::OK
-                                    : ToGrpcStatus(FromGrpcStatus(status));
-      if (!writing_) FinishServerLocked(storage_status_);
-      remove = server_done_;
+      remove = StorageDoneLocked(status);
     }
     if (remove) delete this;
   }
@@ -238,9 +251,6 @@ class DownloadProxy final
   // Server side.
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
-    writing_ = false;
-    // Storage's call is gone: reading from it now would touch a dead call.
-    if (storage_done_) return FinishServerLocked(storage_status_);
     if (!ok) {
       client_ctx_.TryCancel();
       ReleaseHoldLocked();
@@ -255,48 +265,18 @@ class DownloadProxy final
     if (authenticating_) return;  // the callback finishes
     if (!storage_done_) {
       client_ctx_.TryCancel();
-    } else if (!writing_) {
+    } else {
       FinishServerLocked(grpc::Status::CANCELLED);
     }
   }
 
-  void OnDone() override {
-    bool remove;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      server_done_ = true;
-      remove = storage_done_;
-    }
-    if (remove) delete this;
-  }
-
  private:
-  void FinishServerLocked(const grpc::Status& status)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (server_finished_) return;
-    server_finished_ = true;
-    Finish(status);
-  }
-
-  void ReleaseHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!holding_) return;
-    holding_ = false;
-    RemoveHold();
-  }
-
   internal::StorageService::StubInterface* const storage_;
   grpc::ClientContext client_ctx_;
   internal::DownloadFileRequest storage_request_;
   v1::DownloadFileResponse frame_;
-  std::mutex mu_;
   bool authenticating_ ABSL_GUARDED_BY(mu_) = true;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  bool storage_done_ ABSL_GUARDED_BY(mu_) = true;  // nothing started yet
-  grpc::Status storage_status_ ABSL_GUARDED_BY(mu_);
-  bool holding_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a chunk is on its way out
-  bool server_finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool server_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace
