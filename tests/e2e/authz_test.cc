@@ -45,20 +45,14 @@ const char* PrincipalName(Principal p) {
   return kNames[p];
 }
 
-class AuthzTest : public ::testing::Test {
+class AuthzTest : public testing::SharedClusterTest {
  protected:
   static void SetUpTestSuite() {
     // gateway1 issues tokens that expire after one second.
     testing::Cluster::Options options;
     options.gateways = 2;
     options.extra_flags["gateway1"] = {"--token_ttl_s=1"};
-    auto c = testing::Cluster::Start(options);
-    ASSERT_TRUE(c.ok()) << c.status();
-    cluster_ = c->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
+    StartCluster(options);
   }
 
   void SetUp() override {
@@ -141,14 +135,12 @@ class AuthzTest : public ::testing::Test {
     return api_->Send(member_, group_.chat_id(), "from the member").message_id();
   }
 
-  static testing::Cluster* cluster_;
   std::unique_ptr<Api> api_;
   TestUser admin_, member_, outsider_;
   v1::Chat group_;
   std::string expired_token_;
 };
 
-testing::Cluster* AuthzTest::cluster_ = nullptr;
 
 struct Cell {
   const char* rpc;

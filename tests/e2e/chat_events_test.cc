@@ -25,16 +25,10 @@ const std::string kThumbs = "\xF0\x9F\x91\x8D";      // 👍
 const std::string kHeart = "\xE2\x9D\xA4\xEF\xB8\x8F";  // ❤️
 const std::string kParty = "\xF0\x9F\x8E\x89";       // 🎉
 
-class ChatEventsTest : public ::testing::Test {
+class ChatEventsTest : public testing::SharedClusterTest {
  protected:
   static void SetUpTestSuite() {
-    auto c = testing::Cluster::Start({.gateways = 2, .message_instances = 2});
-    ASSERT_TRUE(c.ok()) << c.status();
-    cluster_ = c->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
+    StartCluster({.gateways = 2, .message_instances = 2});
   }
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
@@ -122,11 +116,9 @@ class ChatEventsTest : public ::testing::Test {
     return {resp.messages().begin(), resp.messages().end()};
   }
 
-  static testing::Cluster* cluster_;
   std::unique_ptr<Api> api_;
 };
 
-testing::Cluster* ChatEventsTest::cluster_ = nullptr;
 
 const v1::Message& Carried(const v1::ChatEvent& e) {
   switch (e.event_case()) {

@@ -23,18 +23,12 @@ using Stub = v1::ChatService::Stub;
 
 constexpr int kMaxGroupMembers = 6;
 
-class E2eTest : public ::testing::Test {
+class E2eTest : public testing::SharedClusterTest {
  protected:
   static void SetUpTestSuite() {
-    auto c = testing::Cluster::Start({.gateways = 2,
-                                      .message_instances = 2,
-                                      .max_group_members = kMaxGroupMembers});
-    ASSERT_TRUE(c.ok()) << c.status();
-    cluster_ = c->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
+    StartCluster({.gateways = 2,
+                  .message_instances = 2,
+                  .max_group_members = kMaxGroupMembers});
   }
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
@@ -48,12 +42,10 @@ class E2eTest : public ::testing::Test {
     return s;
   }
 
-  static testing::Cluster* cluster_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<Api> api1_;
 };
 
-testing::Cluster* E2eTest::cluster_ = nullptr;
 
 void ExpectCode(const grpc::Status& s, grpc::StatusCode code,
                 const std::string& field = "") {

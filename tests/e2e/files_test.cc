@@ -25,17 +25,9 @@ std::string RandomBytes(size_t n) {
   return s;
 }
 
-class FilesTest : public ::testing::Test {
+class FilesTest : public testing::SharedClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    auto c = testing::Cluster::Start({.gateways = 2});
-    ASSERT_TRUE(c.ok()) << c.status();
-    cluster_ = c->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
+  static void SetUpTestSuite() { StartCluster({.gateways = 2}); }
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
     api_ = std::make_unique<Api>(cluster_->gateway_address(0));
@@ -97,11 +89,9 @@ class FilesTest : public ::testing::Test {
     return reader->Finish();
   }
 
-  static testing::Cluster* cluster_;
   std::unique_ptr<Api> api_, api1_;
 };
 
-testing::Cluster* FilesTest::cluster_ = nullptr;
 
 TEST_F(FilesTest, ShareUploadAndDownloadAcrossGateways) {
   TestUser a = api_->NewUser("a"), b = api_->NewUser("b"),

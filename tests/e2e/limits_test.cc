@@ -31,7 +31,7 @@ using std::chrono::seconds;
 
 constexpr int kMaxGroupMembers = 5;
 
-class LimitsTest : public ::testing::Test {
+class LimitsTest : public testing::SharedClusterTest {
  protected:
   static void SetUpTestSuite() {
     testing::Cluster::Options options;
@@ -47,13 +47,7 @@ class LimitsTest : public ::testing::Test {
     // reads its status rather than being cancelled.
     options.extra_flags["gateway1"] = {"--write_rate=0",
                                        "--stream_stall_timeout_ms=120000"};
-    auto c = testing::Cluster::Start(options);
-    ASSERT_TRUE(c.ok()) << c.status();
-    cluster_ = c->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
+    StartCluster(options);
   }
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
@@ -61,12 +55,10 @@ class LimitsTest : public ::testing::Test {
     api1_ = std::make_unique<Api>(cluster_->gateway_address(1));
   }
 
-  static testing::Cluster* cluster_;
   std::unique_ptr<Api> api0_;
   std::unique_ptr<Api> api1_;
 };
 
-testing::Cluster* LimitsTest::cluster_ = nullptr;
 
 // The outcome of a call together with its trailing metadata.
 struct Outcome {

@@ -34,26 +34,16 @@ TlsCredentials ClientTls(const std::string& ca, const std::string& cert = "",
   return tls.ok() ? *tls : TlsCredentials();
 }
 
-class TlsTest : public ::testing::Test {
+class TlsTest : public testing::SharedClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    auto c = testing::Cluster::Start({.tls = true});
-    ASSERT_TRUE(c.ok()) << c.status();
-    cluster_ = c->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
+  static void SetUpTestSuite() { StartCluster({.tls = true}); }
   void SetUp() override { ASSERT_NE(cluster_, nullptr); }
 
   const testing::TestCerts& certs() { return cluster_->certs(); }
   std::string gateway() { return cluster_->gateway_address(0); }
 
-  static testing::Cluster* cluster_;
 };
 
-testing::Cluster* TlsTest::cluster_ = nullptr;
 
 grpc::Status TryRegister(Api& api) {
   v1::RegisterRequest req;

@@ -233,4 +233,15 @@ absl::Status Cluster::WaitServing(const std::string& name,
                    "/", name, ".log"));
 }
 
+void SharedClusterTest::StartCluster(Cluster::Options options) {
+  auto c = Cluster::Start(std::move(options));
+  ASSERT_TRUE(c.ok()) << c.status();
+  cluster_ = c->release();
+}
+
+void SharedClusterTest::TearDownTestSuite() {
+  delete cluster_;
+  cluster_ = nullptr;
+}
+
 }  // namespace parley::testing

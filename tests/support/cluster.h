@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "absl/status/statusor.h"
 #include "common/grpc_util.h"
 #include "tests/support/subprocess.h"
@@ -85,6 +87,21 @@ class Cluster {
   TlsCredentials client_tls_;
   std::map<std::string, Proc> procs_;
   std::vector<std::string> order_;
+};
+
+// A gtest suite whose tests share one cluster, started once per suite:
+//
+//   class FilesTest : public parley::testing::SharedClusterTest {
+//    protected:
+//     static void SetUpTestSuite() { StartCluster({.gateways = 2}); }
+//   };
+class SharedClusterTest : public ::testing::Test {
+ protected:
+  // Starts `cluster_`; a failure fails the suite and leaves it null.
+  static void StartCluster(Cluster::Options options);
+  static void TearDownTestSuite();
+
+  inline static Cluster* cluster_ = nullptr;
 };
 
 }  // namespace parley::testing
