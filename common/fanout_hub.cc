@@ -107,6 +107,9 @@ grpc::ServerWriteReactor<::parley::internal::v1::Delivery>* FanoutHub::Open(
     auto hello = std::make_shared<::parley::internal::v1::Delivery>();
     hello->set_resync_routes(resync_on_open_);
     stream->Enqueue(std::move(hello));
+    for (auto& d : held_.Take(gateway_id, std::chrono::steady_clock::now())) {
+      stream->Enqueue(std::move(d));
+    }
     if (old) {
       old->Close(grpc::Status(grpc::StatusCode::ABORTED,
                               "replaced by a newer stream"));
@@ -120,7 +123,10 @@ bool FanoutHub::Push(const std::string& gateway_id,
                      std::shared_ptr<const ::parley::internal::v1::Delivery> delivery) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = streams_.find(gateway_id);
-  if (it == streams_.end()) return false;
+  if (it == streams_.end()) {
+    return held_.Hold(gateway_id, std::move(delivery),
+                      std::chrono::steady_clock::now());
+  }
   it->second->Enqueue(std::move(delivery));
   return true;
 }

@@ -5,12 +5,19 @@
 //   // In MessageService::Subscribe:
 //   return hub.Open(req->gateway_id());
 //   // After a commit:
-//   hub.Push("gw-1", delivery);   // false if gw-1 has no stream here
+//   hub.Push("gw-1", delivery);   // held a few seconds if gw-1 has no stream
+//
+// A delivery for a gateway with no stream here is held (see HeldDeliveries)
+// and sent when that gateway subscribes: after this instance restarts, the
+// gateways resubscribe within their reconnect backoff, and nothing committed
+// in between is lost from live delivery.
 #ifndef PARLEY_COMMON_FANOUT_HUB_H_
 #define PARLEY_COMMON_FANOUT_HUB_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -18,6 +25,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "common/held_deliveries.h"
 #include "parley/internal/v1/delivery.pb.h"
 
 namespace parley {
@@ -28,15 +36,21 @@ class FanoutHub {
  public:
   // With `resync_on_open`, the first delivery of every stream asks the
   // gateway to re-send its routes.
-  explicit FanoutHub(size_t max_queue, bool resync_on_open = false)
-      : max_queue_(max_queue), resync_on_open_(resync_on_open) {}
+  explicit FanoutHub(size_t max_queue, bool resync_on_open = false,
+                     std::chrono::milliseconds hold_for = std::chrono::seconds(5))
+      : max_queue_(max_queue),
+        resync_on_open_(resync_on_open),
+        held_({.per_gateway = std::min<size_t>(max_queue / 2, 50000),
+               .gateways = 64,
+               .hold_for = hold_for}) {}
   ~FanoutHub();
 
   // Creates the reactor for a gateway's Subscribe call. A second stream for
   // the same gateway id replaces the first.
   grpc::ServerWriteReactor<::parley::internal::v1::Delivery>* Open(
       const std::string& gateway_id);
-  // Queues a delivery for one gateway; false if it has no stream here.
+  // Queues a delivery for one gateway. Without a stream here it is held for
+  // the gateway's next subscription; false if it had to be dropped.
   bool Push(const std::string& gateway_id,
             std::shared_ptr<const ::parley::internal::v1::Delivery> delivery);
   // Queues a delivery for every gateway (used when routes are unknown).
@@ -53,6 +67,7 @@ class FanoutHub {
   const bool resync_on_open_;
   mutable std::mutex mu_;
   std::map<std::string, GatewayStream*> streams_ ABSL_GUARDED_BY(mu_);
+  HeldDeliveries<::parley::internal::v1::Delivery> held_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace parley

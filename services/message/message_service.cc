@@ -99,9 +99,13 @@ grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
               }
               *resp = r->event().message_created();
               reactor->Finish(grpc::Status::OK);
-              if (r->duplicate()) return;
+              // A retry is pushed again: the first attempt may have committed
+              // and then lost its fan-out (an instance crash). Clients drop
+              // an event whose seq they already hold.
               FanoutEvent(r->event(), r->recipient_user_ids());
-              StopTyping(r->event(), r->recipient_user_ids());
+              if (!r->duplicate()) {
+                StopTyping(r->event(), r->recipient_user_ids());
+              }
             });
   return reactor;
 }

@@ -5,9 +5,13 @@
 
 #include <chrono>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
+#include "common/grpc_util.h"
 #include "gtest/gtest.h"
+#include "parley/internal/v1/message.grpc.pb.h"
 #include "tests/e2e/test_client.h"
 #include "tests/support/cluster.h"
 
@@ -90,6 +94,43 @@ TEST_F(ResilienceTest, AMessageInstanceDyingDoesNotStopSendsOrDelivery) {
   // Back again: the gateway resubscribes and both instances serve.
   ASSERT_TRUE(cluster_->Restart("message0").ok());
   ASSERT_TRUE(cluster_->WaitServing("gateway0", seconds(10)).ok());
+}
+
+// A restarted message instance commits sends before the gateways have
+// subscribed to it again (they reconnect with backoff). Those events are held
+// for the gateways and delivered live once they subscribe, not dropped.
+TEST_F(ResilienceTest, ARestartedMessageInstanceDeliversWhatItCommittedEarly) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
+  auto bs = LiveStream::Open(cluster_->gateway_address(0), b.token);
+  ASSERT_TRUE(bs);
+  v1::Chat chat = api_->Direct(a, b);
+  cluster_->process("message0")->Kill();
+  // Long enough for the gateway's resubscribe backoff to reach its cap, so
+  // the send below lands before the new subscription.
+  std::this_thread::sleep_for(seconds(3));
+  ASSERT_TRUE(cluster_->Restart("message0").ok());
+
+  // Straight to the new instance, as a gateway forwards a send.
+  auto stub = internal::v1::MessageService::NewStub(
+      MakeChannel(cluster_->address("message0")));
+  internal::v1::AppendMessageRequest req;
+  int64_t sender = 0, chat_id = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(a.user_id, &sender));
+  ASSERT_TRUE(absl::SimpleAtoi(chat.chat_id(), &chat_id));
+  req.set_sender_user_id(sender);
+  req.set_chat_id(chat_id);
+  req.set_client_message_id("early-after-restart");
+  req.set_text("committed before the gateway came back");
+  v1::Message m;
+  grpc::ClientContext ctx;
+  ctx.set_wait_for_ready(true);
+  ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
+  grpc::Status s = stub->SendMessage(&ctx, req, &m);
+  ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  ASSERT_EQ(m.seq(), 1u);
+  auto ev = bs->WaitForEvent(chat.chat_id(), 1, seconds(5));
+  ASSERT_TRUE(ev.has_value()) << "the event was dropped, not held";
+  EXPECT_EQ(ev->message_created().client_message_id(), "early-after-restart");
 }
 
 TEST_F(ResilienceTest, PresenceDownStillSendsAndDelivers) {
