@@ -30,6 +30,12 @@ ABSL_FLAG(int, pool_size, 8,
           "PostgreSQL connections, and worker threads serving requests.");
 ABSL_FLAG(int, statement_timeout_ms, 5000,
           "statement_timeout of every database session; 0 disables it.");
+ABSL_FLAG(int, append_lanes, 4,
+          "Group commit: concurrent transaction streams for new messages "
+          "(chats are spread over them); 0 appends each message in its own "
+          "transaction.");
+ABSL_FLAG(int, append_max_batch, 256,
+          "Group commit: most messages one transaction appends.");
 ABSL_FLAG(bool, migrate, true, "Apply pending schema migrations at start.");
 ABSL_FLAG(int, blob_gc_interval_s, 300,
           "How often blobs that no file references any more are collected "
@@ -104,10 +110,29 @@ int main(int argc, char** argv) {
   blob_options.url = pg_options.url;
   blob_options.max_file_bytes = max_file_bytes;
   parley::storage::PgBlobStore blobs(&pg_pool, blob_options);
+  // Declared before the workers, so that it outlives the lane drains they
+  // may still be running at shutdown.
+  std::unique_ptr<parley::storage::AppendBatcher> batcher;
   parley::ThreadPool workers("storage", pool_size,
                              static_cast<size_t>(pool_size) * 64);
   parley::storage::StorageServiceImpl service(&repo, &workers, &blobs,
                                               max_file_bytes);
+  const int append_lanes = absl::GetFlag(FLAGS_append_lanes);
+  const int append_max_batch = absl::GetFlag(FLAGS_append_max_batch);
+  if (append_lanes < 0 || append_lanes >= pool_size || append_max_batch < 1) {
+    spdlog::error(
+        "--append_lanes must be 0 to --pool_size - 1 (each busy lane holds a "
+        "connection), --append_max_batch at least 1");
+    return 2;
+  }
+  if (append_lanes > 0) {
+    batcher = std::make_unique<parley::storage::AppendBatcher>(
+        &repo, &workers,
+        parley::storage::AppendBatcherOptions{
+            .lanes = append_lanes,
+            .max_batch = static_cast<size_t>(append_max_batch)});
+    service.set_append_batcher(batcher.get());
+  }
 
   parley::ServerOptions server_options;
   server_options.listen = absl::GetFlag(FLAGS_listen);

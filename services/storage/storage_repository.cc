@@ -863,11 +863,17 @@ absl::StatusOr<pv1::Chat> StorageRepository::GetChat(
 
 absl::StatusOr<iv1::ChatEventResult> StorageRepository::AppendMessage(
     const iv1::AppendMessageRequest& req) {
-  const int64_t chat_id = req.chat_id();
-  const int64_t sender = req.sender_user_id();
+  return std::move(AppendMessages({&req})[0]);
+}
+
+namespace {
+
+absl::Status ValidateAppend(const iv1::AppendMessageRequest& req) {
   if (auto s = RequireId("message_id", req.message_id()); !s.ok()) return s;
-  if (auto s = RequireId("chat_id", chat_id); !s.ok()) return s;
-  if (auto s = RequireId("sender_user_id", sender); !s.ok()) return s;
+  if (auto s = RequireId("chat_id", req.chat_id()); !s.ok()) return s;
+  if (auto s = RequireId("sender_user_id", req.sender_user_id()); !s.ok()) {
+    return s;
+  }
   if (auto s =
           RequireOptionalId("reply_to_message_id", req.reply_to_message_id());
       !s.ok()) {
@@ -877,109 +883,323 @@ absl::StatusOr<iv1::ChatEventResult> StorageRepository::AppendMessage(
   if (req.client_message_id().empty()) {
     return absl::InvalidArgumentError("client_message_id: must not be empty");
   }
-  const std::string content_hash = MessageContentHash(
-      chat_id, req.text(), req.reply_to_message_id(), req.file_id());
-  const pqxx::binarystring hash_param(content_hash.data(), content_hash.size());
+  return absl::OkStatus();
+}
 
-  iv1::ChatEventResult result;
+// A PostgreSQL text[] literal: every element double-quoted, with `"` and `\`
+// escaped, so any text without NUL (which text columns refuse anyway)
+// round-trips.
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace
+
+std::vector<absl::StatusOr<iv1::ChatEventResult>>
+StorageRepository::AppendMessages(
+    const std::vector<const iv1::AppendMessageRequest*>& reqs) {
+  const size_t n = reqs.size();
+  std::vector<absl::Status> invalid(n);
+  std::vector<std::string> hashes(n);
+  for (size_t i = 0; i < n; ++i) {
+    const iv1::AppendMessageRequest& r = *reqs[i];
+    invalid[i] = ValidateAppend(r);
+    if (invalid[i].ok()) {
+      hashes[i] = MessageContentHash(r.chat_id(), r.text(),
+                                     r.reply_to_message_id(), r.file_id());
+    }
+  }
+  // A key repeated within the batch (a retry queued behind its original)
+  // is answered from its first occurrence once that one is done.
+  std::vector<size_t> first_of(n);
+  {
+    std::map<std::pair<int64_t, std::string>, size_t> seen;
+    for (size_t i = 0; i < n; ++i) {
+      first_of[i] = i;
+      if (!invalid[i].ok()) continue;
+      auto [it, fresh] = seen.emplace(
+          std::make_pair(reqs[i]->sender_user_id(),
+                         reqs[i]->client_message_id()),
+          i);
+      if (!fresh) first_of[i] = it->second;
+    }
+  }
+  std::vector<absl::StatusOr<iv1::ChatEventResult>> out(
+      n, absl::InternalError("not appended"));
   bool raced = false;
   absl::Status s;
   // A concurrent retry with the same key can commit between our lookup and
-  // our insert; the second run then finds and returns it.
-  for (int run = 0; run < 2; ++run) {
+  // our insert; the next run then finds and returns it.
+  for (int run = 0; run < 3; ++run) {
     raced = false;
     s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
-      result.Clear();
-      const pqxx::result prior = tx.exec_params(
-          "SELECT message_id, chat_id, content_hash, deleted FROM messages "
-          "WHERE sender_id = $1 AND client_message_id = $2",
-          sender, req.client_message_id());
-      if (!prior.empty()) {
-        // Deleting clears the content hash (it is derived from the text), so
-        // a retry of a deleted message is only matched by chat.
-        if (prior[0][1].as<int64_t>() != chat_id ||
-            (!prior[0][3].as<bool>() &&
-             pqxx::binarystring(prior[0][2]).str() != content_hash)) {
-          return absl::AlreadyExistsError(
-              "client_message_id: already used for a different message");
+      std::vector<size_t> pending;
+      for (size_t i = 0; i < n; ++i) {
+        out[i] = invalid[i].ok() ? absl::InternalError("not appended")
+                                 : invalid[i];
+        if (invalid[i].ok() && first_of[i] == i) pending.push_back(i);
+      }
+      if (pending.empty()) return absl::OkStatus();
+
+      // 1. Retries: a key already stored answers with the original.
+      {
+        std::vector<int64_t> senders;
+        std::vector<std::string> keys;
+        for (size_t i : pending) {
+          senders.push_back(reqs[i]->sender_user_id());
+          keys.push_back(reqs[i]->client_message_id());
         }
-        return LoadOriginalMessage(tx, prior[0][0].as<int64_t>(), sender,
-                                   &result);
-      }
-      // Lock the chat row and take the next seq. Every later failure rolls
-      // the bump back, so seqs stay gap-free.
-      const pqxx::result bumped = tx.exec_params(
-          "UPDATE chats SET last_seq = last_seq + 1, last_event_time = now() "
-          "WHERE chat_id = $1 RETURNING last_seq",
-          chat_id);
-      if (bumped.empty()) return ChatNotFound(chat_id);
-      const int64_t seq = bumped[0][0].as<int64_t>();
-      if (tx.exec_params("SELECT 1 FROM chat_members "
-                         "WHERE chat_id = $1 AND user_id = $2",
-                         chat_id, sender)
-              .empty()) {
-        return NotAMember();
-      }
-      if (req.reply_to_message_id() != 0 &&
-          tx.exec_params("SELECT 1 FROM messages "
-                         "WHERE message_id = $1 AND chat_id = $2",
-                         req.reply_to_message_id(), chat_id)
-              .empty()) {
-        return absl::NotFoundError(absl::StrCat("reply_to_message_id: message ",
-                                                req.reply_to_message_id(),
-                                                " not found in this chat"));
-      }
-      if (req.file_id() != 0) {
-        // The file must have been uploaded by the sender to this chat.
-        const pqxx::result file = tx.exec_params(
-            "SELECT uploader_user_id, chat_id FROM files WHERE file_id = $1",
-            req.file_id());
-        if (file.empty()) {
-          return absl::NotFoundError(
-              absl::StrCat("file_id: file ", req.file_id(), " not found"));
+        const pqxx::result prior = tx.exec_params(
+            "SELECT k.i, m.message_id, m.chat_id, m.content_hash, m.deleted "
+            "FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS k(s, c, i) "
+            "JOIN messages m ON m.sender_id = k.s AND m.client_message_id = k.c",
+            IdArray(senders), TextArray(keys));
+        std::set<size_t> answered;
+        for (const auto& row : prior) {
+          const size_t i = pending[row[0].as<size_t>() - 1];
+          const iv1::AppendMessageRequest& r = *reqs[i];
+          answered.insert(i);
+          // Deleting clears the content hash (it is derived from the text),
+          // so a retry of a deleted message is only matched by chat.
+          if (row[2].as<int64_t>() != r.chat_id() ||
+              (!row[4].as<bool>() &&
+               pqxx::binarystring(row[3]).str() != hashes[i])) {
+            out[i] = absl::AlreadyExistsError(
+                "client_message_id: already used for a different message");
+            continue;
+          }
+          iv1::ChatEventResult original;
+          absl::Status loaded = LoadOriginalMessage(
+              tx, row[1].as<int64_t>(), r.sender_user_id(), &original);
+          if (!loaded.ok()) return loaded;
+          out[i] = std::move(original);
         }
-        if (file[0][0].as<int64_t>() != sender ||
-            file[0][1].as<int64_t>() != chat_id) {
-          return absl::InvalidArgumentError(
-              "file_id: the file was not uploaded by the sender to this chat");
+        std::vector<size_t> rest;
+        for (size_t i : pending) {
+          if (!answered.count(i)) rest.push_back(i);
+        }
+        pending.swap(rest);
+      }
+      if (pending.empty()) return absl::OkStatus();
+
+      // 2. Lock the chats (in id order, so concurrent batches cannot
+      // deadlock) and read their members: the recipients, and who may send.
+      std::set<int64_t> chat_ids;
+      for (size_t i : pending) chat_ids.insert(reqs[i]->chat_id());
+      const std::vector<int64_t> chat_list(chat_ids.begin(), chat_ids.end());
+      std::set<int64_t> existing;
+      for (const auto& row : tx.exec_params(
+               "SELECT chat_id FROM chats WHERE chat_id = ANY($1::bigint[]) "
+               "ORDER BY chat_id FOR UPDATE",
+               IdArray(chat_list))) {
+        existing.insert(row[0].as<int64_t>());
+      }
+      std::map<int64_t, std::vector<int64_t>> members;
+      for (const auto& row : tx.exec_params(
+               "SELECT chat_id, user_id FROM chat_members "
+               "WHERE chat_id = ANY($1::bigint[]) ORDER BY chat_id, user_id",
+               IdArray(chat_list))) {
+        members[row[0].as<int64_t>()].push_back(row[1].as<int64_t>());
+      }
+      std::map<int64_t, int64_t> reply_chat;  // message id -> its chat
+      std::map<int64_t, std::pair<int64_t, int64_t>> files;  // -> uploader, chat
+      {
+        std::vector<int64_t> replies, file_ids;
+        for (size_t i : pending) {
+          if (reqs[i]->reply_to_message_id() != 0) {
+            replies.push_back(reqs[i]->reply_to_message_id());
+          }
+          if (reqs[i]->file_id() != 0) file_ids.push_back(reqs[i]->file_id());
+        }
+        if (!replies.empty()) {
+          for (const auto& row : tx.exec_params(
+                   "SELECT message_id, chat_id FROM messages "
+                   "WHERE message_id = ANY($1::bigint[])",
+                   IdArray(replies))) {
+            reply_chat[row[0].as<int64_t>()] = row[1].as<int64_t>();
+          }
+        }
+        if (!file_ids.empty()) {
+          for (const auto& row : tx.exec_params(
+                   "SELECT file_id, uploader_user_id, chat_id FROM files "
+                   "WHERE file_id = ANY($1::bigint[])",
+                   IdArray(file_ids))) {
+            files[row[0].as<int64_t>()] = {row[1].as<int64_t>(),
+                                           row[2].as<int64_t>()};
+          }
         }
       }
+      std::vector<size_t> accepted;
+      std::map<int64_t, int64_t> per_chat;  // chat -> messages accepted
+      for (size_t i : pending) {
+        const iv1::AppendMessageRequest& r = *reqs[i];
+        const int64_t chat_id = r.chat_id();
+        if (!existing.count(chat_id)) {
+          out[i] = ChatNotFound(chat_id);
+          continue;
+        }
+        const auto& m = members[chat_id];
+        if (!std::binary_search(m.begin(), m.end(), r.sender_user_id())) {
+          out[i] = NotAMember();
+          continue;
+        }
+        if (r.reply_to_message_id() != 0) {
+          auto it = reply_chat.find(r.reply_to_message_id());
+          if (it == reply_chat.end() || it->second != chat_id) {
+            out[i] = absl::NotFoundError(absl::StrCat(
+                "reply_to_message_id: message ", r.reply_to_message_id(),
+                " not found in this chat"));
+            continue;
+          }
+        }
+        if (r.file_id() != 0) {
+          // The file must have been uploaded by the sender to this chat.
+          auto it = files.find(r.file_id());
+          if (it == files.end()) {
+            out[i] = absl::NotFoundError(
+                absl::StrCat("file_id: file ", r.file_id(), " not found"));
+            continue;
+          }
+          if (it->second.first != r.sender_user_id() ||
+              it->second.second != chat_id) {
+            out[i] = absl::InvalidArgumentError(
+                "file_id: the file was not uploaded by the sender to this "
+                "chat");
+            continue;
+          }
+        }
+        accepted.push_back(i);
+        ++per_chat[chat_id];
+      }
+      if (accepted.empty()) return absl::OkStatus();
+
+      // 3. Take the seqs: one bump per chat, handed out in request order.
+      std::vector<int64_t> bump_chats, bump_counts;
+      for (const auto& [chat, count] : per_chat) {
+        bump_chats.push_back(chat);
+        bump_counts.push_back(count);
+      }
+      std::map<int64_t, int64_t> next_seq;
+      for (const auto& row : tx.exec_params(
+               "UPDATE chats c SET last_seq = c.last_seq + n.k, "
+               "last_event_time = now() "
+               "FROM unnest($1::bigint[], $2::bigint[]) AS n(chat_id, k) "
+               "WHERE c.chat_id = n.chat_id RETURNING c.chat_id, c.last_seq",
+               IdArray(bump_chats), IdArray(bump_counts))) {
+        const int64_t chat = row[0].as<int64_t>();
+        next_seq[chat] = row[1].as<int64_t>() - per_chat[chat] + 1;
+      }
+      std::vector<int64_t> ids, chats, seqs, senders, files_col, replies;
+      std::vector<std::string> keys, hash_hex, texts;
+      std::map<int64_t, size_t> by_message_id;
+      for (size_t i : accepted) {
+        const iv1::AppendMessageRequest& r = *reqs[i];
+        ids.push_back(r.message_id());
+        chats.push_back(r.chat_id());
+        seqs.push_back(next_seq[r.chat_id()]++);
+        senders.push_back(r.sender_user_id());
+        keys.push_back(r.client_message_id());
+        hash_hex.push_back(absl::BytesToHexString(hashes[i]));
+        texts.push_back(r.text());
+        files_col.push_back(r.file_id());
+        replies.push_back(r.reply_to_message_id());
+        by_message_id[r.message_id()] = i;
+      }
+
+      // 4. The rows: every message and its event, two statements in all.
       const pqxx::result inserted = tx.exec_params(
           absl::StrCat(
               "INSERT INTO messages AS m (message_id, chat_id, seq, sender_id, "
               "client_message_id, content_hash, text, file_id, "
-              "reply_to_message_id) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-              "NULLIF($8::bigint, 0), NULLIF($9::bigint, 0)) "
+              "reply_to_message_id) "
+              "SELECT t.id, t.chat, t.seq, t.sender, t.cmid, "
+              "decode(t.hash, 'hex'), t.body, NULLIF(t.file, 0), "
+              "NULLIF(t.reply, 0) FROM unnest($1::bigint[], $2::bigint[], "
+              "$3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], "
+              "$8::bigint[], $9::bigint[]) "
+              "AS t(id, chat, seq, sender, cmid, hash, body, file, reply) "
               "ON CONFLICT (sender_id, client_message_id) DO NOTHING "
               "RETURNING ",
               kMessageColumns),
-          req.message_id(), chat_id, seq, sender, req.client_message_id(),
-          hash_param, req.text(), req.file_id(), req.reply_to_message_id());
-      if (inserted.empty()) {
+          IdArray(ids), IdArray(chats), IdArray(seqs), IdArray(senders),
+          TextArray(keys), TextArray(hash_hex), TextArray(texts),
+          IdArray(files_col), IdArray(replies));
+      if (inserted.size() != accepted.size()) {
         raced = true;
         return absl::AbortedError("client_message_id: concurrent retry");
       }
-      const pqxx::result ev = tx.exec_params(
+      const pqxx::result events = tx.exec_params(
           "INSERT INTO chat_events (chat_id, seq, kind, message_id) "
-          "VALUES ($1, $2, $3, $4) RETURNING " PARLEY_US("create_time"),
-          chat_id, seq, kEventMessageCreated, req.message_id());
-      pv1::ChatEvent* event = result.mutable_event();
-      event->set_chat_id(FormatId(chat_id));
-      event->set_seq(static_cast<uint64_t>(seq));
-      *event->mutable_create_time() = TimestampFromUs(ev[0][0].as<int64_t>());
-      ReadMessage(inserted[0], 0, event->mutable_message_created());
-      AttachFiles(tx, {event->mutable_message_created()});
-      absl::StatusOr<pv1::Chat> chat = LoadChat(tx, sender, chat_id);
-      if (!chat.ok()) return chat.status();
-      for (int64_t id : MemberIds(*chat)) result.add_recipient_user_ids(id);
-      *result.mutable_chat() = std::move(*chat);
-      result.set_duplicate(false);
+          "SELECT t.chat, t.seq, $4::smallint, t.id "
+          "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
+          "AS t(chat, seq, id) RETURNING message_id, " PARLEY_US("create_time"),
+          IdArray(chats), IdArray(seqs), IdArray(ids), kEventMessageCreated);
+      std::map<int64_t, int64_t> event_time;
+      for (const auto& row : events) {
+        event_time[row[0].as<int64_t>()] = row[1].as<int64_t>();
+      }
+      std::vector<iv1::ChatEventResult> results(accepted.size());
+      std::vector<pv1::Message*> with_files;
+      std::map<size_t, size_t> slot;  // request index -> results index
+      for (size_t k = 0; k < accepted.size(); ++k) slot[accepted[k]] = k;
+      for (const auto& row : inserted) {
+        const int64_t message_id = row[0].as<int64_t>();
+        const size_t i = by_message_id.at(message_id);
+        iv1::ChatEventResult& result = results[slot.at(i)];
+        pv1::ChatEvent* event = result.mutable_event();
+        ReadMessage(row, 0, event->mutable_message_created());
+        event->set_chat_id(event->message_created().chat_id());
+        event->set_seq(event->message_created().seq());
+        *event->mutable_create_time() =
+            TimestampFromUs(event_time.at(message_id));
+        if (reqs[i]->file_id() != 0) {
+          with_files.push_back(event->mutable_message_created());
+        }
+        const int64_t chat_id = reqs[i]->chat_id();
+        for (int64_t id : members[chat_id]) result.add_recipient_user_ids(id);
+        result.mutable_chat()->set_chat_id(FormatId(chat_id));
+        result.mutable_chat()->set_last_seq(event->seq());
+        result.set_duplicate(false);
+      }
+      if (!with_files.empty()) AttachFiles(tx, with_files);
+      for (size_t k = 0; k < accepted.size(); ++k) {
+        out[accepted[k]] = std::move(results[k]);
+      }
       return absl::OkStatus();
     });
     if (!raced) break;
   }
-  if (!s.ok()) return s;
-  return result;
+  if (!s.ok()) {
+    for (auto& r : out) r = s;
+    return out;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const size_t first = first_of[i];
+    if (first == i) continue;
+    if (!out[first].ok()) {
+      out[i] = out[first].status();
+    } else if (reqs[first]->chat_id() != reqs[i]->chat_id() ||
+               hashes[first] != hashes[i]) {
+      out[i] = absl::AlreadyExistsError(
+          "client_message_id: already used for a different message");
+    } else {
+      iv1::ChatEventResult again = *out[first];
+      again.set_duplicate(true);
+      out[i] = std::move(again);
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<pv1::ListMessagesResponse> StorageRepository::ListMessages(

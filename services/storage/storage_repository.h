@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -75,8 +76,17 @@ class StorageRepository {
   // "file_id: ..." when unknown, else INVALID_ARGUMENT "file_id: ..."); the
   // text may then be empty. Messages read anywhere carry the file's
   // metadata in Message.file.
+  // For a new message, `chat` carries only chat_id and last_seq (this
+  // message's seq); a retry returns the chat as the sender sees it.
   absl::StatusOr<internal::v1::ChatEventResult> AppendMessage(
       const internal::v1::AppendMessageRequest& req);
+  // Group commit: appends many messages in one transaction, so they share
+  // one commit (one WAL flush) and a handful of statements. Results are in
+  // request order, each what AppendMessage would answer for it alone; one
+  // request failing does not affect the others. A database failure fails
+  // them all. The same (sender, client_message_id) must not appear twice.
+  std::vector<absl::StatusOr<internal::v1::ChatEventResult>> AppendMessages(
+      const std::vector<const internal::v1::AppendMessageRequest*>& reqs);
   absl::StatusOr<v1::ListMessagesResponse> ListMessages(
       const internal::v1::ListMessagesRequest& req);
   absl::StatusOr<v1::SyncChatResponse> SyncChat(

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <limits>
 #include <map>
 #include <memory>
@@ -26,6 +28,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
+#include "services/storage/append_batcher.h"
 #include "services/storage/migrations.h"
 #include "services/storage/pg_blob_store.h"
 #include "services/storage/storage_service.h"
@@ -826,6 +829,140 @@ TEST_F(StorageTest, ConcurrentSendersGetGapFreeSeqs) {
     EXPECT_EQ(sync->events(i).seq(), static_cast<uint64_t>(i + 1));
     EXPECT_EQ(sync->events(i).message_created().seq(),
               static_cast<uint64_t>(i + 1));
+  }
+}
+
+TEST_F(StorageTest, AppendMessagesAnswersEachRequestOnItsOwn) {
+  const int64_t a = NewUser(), b = NewUser(), c = NewUser(), d = NewUser();
+  const int64_t outsider = NewUser();
+  const int64_t group = NewGroup(a, {b});
+  const int64_t direct = NewDirect(c, d);
+  const std::string tricky = "quote \" back\\slash {brace}, comma 'apos' \u00e9";
+  std::vector<iv1::AppendMessageRequest> reqs = {
+      MessageRequest(group, a, "am-1", "first"),            // 0: seq 1
+      MessageRequest(group, outsider, "am-2", "intruder"),  // 1: not a member
+      MessageRequest(direct, c, "am-3", "other chat"),      // 2: seq 1 there
+      MessageRequest(group, b, "am-4", tricky),             // 3: seq 2
+      MessageRequest(987654321, a, "am-5", "nowhere"),      // 4: no such chat
+      MessageRequest(group, a, "am-6", "bad reply"),        // 5: reply unknown
+      MessageRequest(group, a, "am-1", "first"),            // 6: repeat of 0
+      MessageRequest(group, a, "am-1", "changed"),          // 7: reuse of 0
+      MessageRequest(group, a, "am-8", "last"),             // 8: seq 3
+  };
+  reqs[5].set_reply_to_message_id(123456789);
+  reqs[6].set_message_id(reqs[0].message_id() + 100000);
+  std::vector<const iv1::AppendMessageRequest*> ptrs;
+  for (const auto& r : reqs) ptrs.push_back(&r);
+  auto out = repo().AppendMessages(ptrs);
+  ASSERT_EQ(out.size(), reqs.size());
+  ASSERT_TRUE(out[0].ok()) << out[0].status();
+  EXPECT_EQ(out[0]->event().seq(), 1u);
+  EXPECT_FALSE(out[0]->duplicate());
+  EXPECT_THAT(out[0]->recipient_user_ids(), ::testing::UnorderedElementsAre(a, b));
+  EXPECT_EQ(out[1].status().code(), absl::StatusCode::kPermissionDenied);
+  ASSERT_TRUE(out[2].ok()) << out[2].status();
+  EXPECT_EQ(out[2]->event().seq(), 1u);
+  ASSERT_TRUE(out[3].ok()) << out[3].status();
+  EXPECT_EQ(out[3]->event().seq(), 2u);
+  EXPECT_EQ(out[3]->event().message_created().text(), tricky);
+  EXPECT_EQ(out[4].status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(out[5].status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(out[5].status().message()),
+              ::testing::HasSubstr("reply_to_message_id"));
+  ASSERT_TRUE(out[6].ok()) << out[6].status();
+  EXPECT_TRUE(out[6]->duplicate());
+  EXPECT_EQ(out[6]->event().message_created().message_id(),
+            out[0]->event().message_created().message_id());
+  EXPECT_EQ(out[7].status().code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(out[8].ok()) << out[8].status();
+  EXPECT_EQ(out[8]->event().seq(), 3u);
+
+  // What was stored: gap-free, in request order, the text intact.
+  auto sync = Sync(a, group, 0, 100);
+  ASSERT_TRUE(sync.ok()) << sync.status();
+  ASSERT_EQ(sync->events_size(), 3);
+  EXPECT_EQ(sync->events(0).message_created().text(), "first");
+  EXPECT_EQ(sync->events(1).message_created().text(), tricky);
+  EXPECT_EQ(sync->events(2).message_created().text(), "last");
+  auto chat_now = GetChat(a, group);
+  ASSERT_TRUE(chat_now.ok());
+  EXPECT_EQ(chat_now->last_seq(), 3u);
+
+  // A later retry of a batched message is answered with the original.
+  auto again = repo().AppendMessage(reqs[3]);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate());
+  EXPECT_EQ(again->event().seq(), 2u);
+}
+
+TEST_F(StorageTest, GroupCommitKeepsChatsGapFreeUnderConcurrentSends) {
+  constexpr int kChats = 6;
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 60;
+  const int64_t admin = NewUser();
+  std::vector<int64_t> senders;
+  for (int i = 0; i < kThreads; ++i) senders.push_back(NewUser());
+  std::vector<int64_t> chats;
+  for (int i = 0; i < kChats; ++i) chats.push_back(NewGroup(admin, senders));
+
+  ThreadPool workers("append-test", 4, 1000);
+  AppendBatcher batcher(&repo(), &workers, {.lanes = 3, .max_batch = 64});
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  int failures = 0;
+  // chat -> sender -> seqs in the order the sender submitted.
+  std::map<int64_t, std::map<int64_t, std::vector<uint64_t>>> seqs;
+  std::map<int64_t, std::map<int64_t, std::vector<int>>> order;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const int64_t chat = chats[(t + i) % kChats];
+        batcher.Submit(
+            MessageRequest(chat, senders[t], absl::StrCat("gc-", t, "-", i),
+                           absl::StrCat("m", i)),
+            std::chrono::system_clock::now() + std::chrono::seconds(30),
+            [&, chat, t, i](absl::StatusOr<iv1::ChatEventResult> r) {
+              std::lock_guard<std::mutex> lock(mu);
+              if (!r.ok() || r->duplicate()) {
+                ++failures;
+              } else {
+                seqs[chat][senders[t]].push_back(r->event().seq());
+                order[chat][senders[t]].push_back(i);
+              }
+              ++done;
+              cv.notify_all();
+            });
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60),
+                            [&] { return done == kThreads * kPerThread; }));
+  }
+  EXPECT_EQ(failures, 0);
+  for (int64_t chat : chats) {
+    std::vector<uint64_t> all;
+    for (auto& [sender, list] : seqs[chat]) {
+      // A sender's sends to one chat take seqs in the order it sent them.
+      std::vector<std::pair<int, uint64_t>> by_order;
+      for (size_t k = 0; k < list.size(); ++k) {
+        by_order.emplace_back(order[chat][sender][k], list[k]);
+      }
+      std::sort(by_order.begin(), by_order.end());
+      for (size_t k = 1; k < by_order.size(); ++k) {
+        EXPECT_LT(by_order[k - 1].second, by_order[k].second);
+      }
+      all.insert(all.end(), list.begin(), list.end());
+    }
+    std::sort(all.begin(), all.end());
+    for (size_t k = 0; k < all.size(); ++k) ASSERT_EQ(all[k], k + 1);
+    auto sync = Sync(admin, chat, 0, 500);
+    ASSERT_TRUE(sync.ok()) << sync.status();
+    EXPECT_EQ(static_cast<size_t>(sync->events_size()), all.size());
   }
 }
 

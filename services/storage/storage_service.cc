@@ -30,6 +30,22 @@ StorageServiceImpl::StorageServiceImpl(StorageRepository* repo,
       max_file_bytes_(max_file_bytes > 0 ? max_file_bytes
                                          : kDefaultMaxFileBytes) {}
 
+namespace {
+
+// Failures worth an operator's attention are warnings; the caller's own
+// mistakes are debug noise.
+void LogFailure(const char* method, const absl::Status& status) {
+  if (status.ok()) return;
+  if (status.code() == absl::StatusCode::kInternal ||
+      status.code() == absl::StatusCode::kUnavailable) {
+    spdlog::warn("{} failed: {}", method, status.ToString());
+  } else {
+    spdlog::debug("{} failed: {}", method, status.ToString());
+  }
+}
+
+}  // namespace
+
 template <typename Response, typename Call>
 grpc::ServerUnaryReactor* StorageServiceImpl::Dispatch(
     grpc::CallbackServerContext* ctx, const char* method, Response* resp,
@@ -47,14 +63,8 @@ grpc::ServerUnaryReactor* StorageServiceImpl::Dispatch(
           return;
         }
         absl::StatusOr<Response> result = call();
-        if (result.ok()) {
-          *resp = std::move(*result);
-        } else if (result.status().code() == absl::StatusCode::kInternal ||
-                   result.status().code() == absl::StatusCode::kUnavailable) {
-          spdlog::warn("{} failed: {}", method, result.status().ToString());
-        } else {
-          spdlog::debug("{} failed: {}", method, result.status().ToString());
-        }
+        if (result.ok()) *resp = std::move(*result);
+        LogFailure(method, result.status());
         reactor->Finish(ToGrpcStatus(result.status()));
       });
   if (!queued) {
@@ -142,8 +152,18 @@ grpc::ServerUnaryReactor* StorageServiceImpl::GetChat(
 grpc::ServerUnaryReactor* StorageServiceImpl::AppendMessage(
     grpc::CallbackServerContext* ctx, const iv1::AppendMessageRequest* req,
     iv1::ChatEventResult* resp) {
-  return Dispatch(ctx, "AppendMessage", resp,
-                  [this, req] { return repo_->AppendMessage(*req); });
+  if (batcher_ == nullptr) {
+    return Dispatch(ctx, "AppendMessage", resp,
+                    [this, req] { return repo_->AppendMessage(*req); });
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  batcher_->Submit(*req, ctx->deadline(),
+                   [reactor, resp](absl::StatusOr<iv1::ChatEventResult> r) {
+                     if (r.ok()) *resp = std::move(*r);
+                     LogFailure("AppendMessage", r.status());
+                     reactor->Finish(ToGrpcStatus(r.status()));
+                   });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* StorageServiceImpl::ListMessages(
@@ -239,15 +259,6 @@ pv1::File FileProto(const FileRecord& record) {
   file.set_size_bytes(record.size_bytes);
   file.set_sha256(record.sha256_hex);
   return file;
-}
-
-void LogFailure(const char* method, const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kInternal ||
-      status.code() == absl::StatusCode::kUnavailable) {
-    spdlog::warn("{} failed: {}", method, status.ToString());
-  } else if (!status.ok()) {
-    spdlog::debug("{} failed: {}", method, status.ToString());
-  }
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "common/thread_pool.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
+#include "services/storage/append_batcher.h"
 #include "services/storage/blob_store.h"
 #include "services/storage/storage_repository.h"
 
@@ -33,6 +34,10 @@ class StorageServiceImpl final
   StorageServiceImpl(StorageRepository* repo, ThreadPool* workers,
                      BlobStore* blobs = nullptr,
                      int64_t max_file_bytes = kDefaultMaxFileBytes);
+
+  // Routes AppendMessage through `batcher` (group commit) instead of one
+  // transaction per call. Not owned; call before the server starts.
+  void set_append_batcher(AppendBatcher* batcher) { batcher_ = batcher; }
 
   grpc::ServerUnaryReactor* CreateUser(
       grpc::CallbackServerContext* ctx,
@@ -138,6 +143,7 @@ class StorageServiceImpl final
   ThreadPool* const workers_;
   BlobStore* const blobs_;
   const int64_t max_file_bytes_;
+  AppendBatcher* batcher_ = nullptr;
 };
 
 }  // namespace parley::storage

@@ -1,0 +1,94 @@
+#include "services/storage/append_batcher.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/status/status.h"
+
+namespace parley::storage {
+
+namespace iv1 = ::parley::internal::v1;
+
+AppendBatcher::AppendBatcher(StorageRepository* repo, ThreadPool* workers,
+                             AppendBatcherOptions options)
+    : repo_(repo),
+      workers_(workers),
+      options_{std::max(1, options.lanes),
+               std::max<size_t>(1, options.max_batch), options.max_queue} {
+  for (int i = 0; i < options_.lanes; ++i) {
+    lanes_.push_back(std::make_unique<Lane>());
+  }
+}
+
+AppendBatcher::~AppendBatcher() = default;
+
+void AppendBatcher::Submit(const iv1::AppendMessageRequest& req,
+                           std::chrono::system_clock::time_point deadline,
+                           Done done) {
+  const uint64_t chat = static_cast<uint64_t>(req.chat_id());
+  Lane* lane = lanes_[chat % lanes_.size()].get();
+  bool start = false;
+  {
+    std::lock_guard<std::mutex> lock(lane->mu);
+    if (lane->queue.size() < options_.max_queue) {
+      lane->queue.push_back(Item{req, deadline, std::move(done)});
+      done = nullptr;
+      start = !lane->running;
+      lane->running = true;
+    }
+  }
+  if (done) {  // refused; answered outside the lock
+    done(absl::UnavailableError("storage overloaded: too many queued sends"));
+    return;
+  }
+  if (start && !workers_->TrySubmit([this, lane] { Drain(lane); })) {
+    // No worker: fail what is queued rather than leave it waiting.
+    std::deque<Item> failed;
+    {
+      std::lock_guard<std::mutex> lock(lane->mu);
+      failed.swap(lane->queue);
+      lane->running = false;
+    }
+    for (Item& item : failed) {
+      item.done(absl::UnavailableError("storage overloaded"));
+    }
+  }
+}
+
+void AppendBatcher::Drain(Lane* lane) {
+  for (;;) {
+    std::vector<Item> batch;
+    {
+      std::lock_guard<std::mutex> lock(lane->mu);
+      if (lane->queue.empty()) {
+        lane->running = false;
+        return;
+      }
+      const size_t take = std::min(options_.max_batch, lane->queue.size());
+      batch.reserve(take);
+      for (size_t i = 0; i < take; ++i) {
+        batch.push_back(std::move(lane->queue.front()));
+        lane->queue.pop_front();
+      }
+    }
+    const auto now = std::chrono::system_clock::now();
+    std::vector<const iv1::AppendMessageRequest*> reqs;
+    std::vector<Item*> live;
+    for (Item& item : batch) {
+      if (item.deadline <= now) {
+        item.done(absl::DeadlineExceededError(
+            "deadline passed before the send was appended"));
+        continue;
+      }
+      reqs.push_back(&item.req);
+      live.push_back(&item);
+    }
+    if (reqs.empty()) continue;
+    auto results = repo_->AppendMessages(reqs);
+    for (size_t i = 0; i < live.size(); ++i) {
+      live[i]->done(std::move(results[i]));
+    }
+  }
+}
+
+}  // namespace parley::storage

@@ -1,0 +1,81 @@
+// Group commit for AppendMessage. Concurrent sends are queued on lanes (a
+// chat always maps to the same lane) and each lane appends what has queued
+// up in one transaction via StorageRepository::AppendMessages, so a burst of
+// N sends costs one commit instead of N. While a lane's transaction runs, the
+// next batch gathers behind it: batches grow with load and stay at one
+// message when idle, adding no delay of their own. A chat's messages take
+// seqs in arrival order because one lane handles them one batch at a time.
+//
+//   AppendBatcher batcher(&repo, &workers, {.lanes = 4, .max_batch = 256});
+//   batcher.Submit(req, deadline, [](absl::StatusOr<ChatEventResult> r) {
+//     ...  // runs on a worker thread once the batch committed or failed
+//   });
+#ifndef PARLEY_SERVICES_STORAGE_APPEND_BATCHER_H_
+#define PARLEY_SERVICES_STORAGE_APPEND_BATCHER_H_
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "common/thread_pool.h"
+#include "parley/internal/v1/storage.pb.h"
+#include "services/storage/storage_repository.h"
+
+namespace parley::storage {
+
+struct AppendBatcherOptions {
+  // Independent transaction streams; chats are spread over them by id.
+  int lanes = 4;
+  // Most messages one transaction appends.
+  size_t max_batch = 256;
+  // Most sends waiting per lane; beyond it Submit refuses (UNAVAILABLE).
+  size_t max_queue = 20000;
+};
+
+class AppendBatcher {
+ public:
+  using Done = std::function<void(
+      absl::StatusOr<::parley::internal::v1::ChatEventResult>)>;
+
+  // Neither is owned. Each busy lane occupies one worker of `workers`.
+  AppendBatcher(StorageRepository* repo, ThreadPool* workers,
+                AppendBatcherOptions options);
+  ~AppendBatcher();
+
+  // Queues `req` (copied). `done` runs exactly once, on a worker thread:
+  // with the result, with DEADLINE_EXCEEDED if `deadline` passed before its
+  // batch started (nothing is written then), or with UNAVAILABLE when the
+  // lane's queue is full.
+  void Submit(const ::parley::internal::v1::AppendMessageRequest& req,
+              std::chrono::system_clock::time_point deadline, Done done);
+
+ private:
+  struct Item {
+    ::parley::internal::v1::AppendMessageRequest req;
+    std::chrono::system_clock::time_point deadline;
+    Done done;
+  };
+  struct Lane {
+    std::mutex mu;
+    std::deque<Item> queue ABSL_GUARDED_BY(mu);
+    bool running ABSL_GUARDED_BY(mu) = false;
+  };
+
+  // Appends batches from `lane` until its queue is empty.
+  void Drain(Lane* lane);
+
+  StorageRepository* const repo_;
+  ThreadPool* const workers_;
+  const AppendBatcherOptions options_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+};
+
+}  // namespace parley::storage
+
+#endif  // PARLEY_SERVICES_STORAGE_APPEND_BATCHER_H_
