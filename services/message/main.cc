@@ -28,6 +28,9 @@ ABSL_FLAG(int, max_reactions_per_message, 20,
           "Most distinct emoji one message may hold.");
 ABSL_FLAG(int64_t, max_text_bytes, 16 * 1024,
           "Largest message text (sent or edited), in bytes.");
+ABSL_FLAG(bool, batch_fanout, true,
+          "Share one route lookup among the events waiting for one; false "
+          "looks up every event on its own.");
 ABSL_FLAG(int, gateway_queue, 100000,
           "Deliveries queued per gateway stream before it is dropped.");
 
@@ -65,6 +68,10 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_max_reactions_per_message);
   o.service.max_text_bytes = static_cast<size_t>(
       std::max<int64_t>(1, absl::GetFlag(FLAGS_max_text_bytes)));
+  if (!absl::GetFlag(FLAGS_batch_fanout)) {
+    o.service.fanout.max_events = 1;
+    o.service.fanout.max_in_flight = 1 << 20;
+  }
   o.internal_tls = parley::InternalTlsFromFlags();
 
   auto ids = parley::IdGenerator::Create(o.node_id);

@@ -1,6 +1,8 @@
 #include "services/message/message_service.h"
 
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "common/async_call.h"
@@ -77,7 +79,12 @@ MessageServiceImpl::MessageServiceImpl(
       ids_(ids),
       storage_(storage),
       presence_(presence),
-      hub_(hub) {}
+      hub_(hub),
+      fanout_(presence, hub, [&] {
+        FanoutBatcherOptions o = options.fanout;
+        o.timeout = options.presence_timeout;
+        return o;
+      }()) {}
 
 grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
     grpc::CallbackServerContext* ctx, const internal::AppendMessageRequest* req,
@@ -102,10 +109,8 @@ grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
               // A retry is pushed again: the first attempt may have committed
               // and then lost its fan-out (an instance crash). Clients drop
               // an event whose seq they already hold.
-              FanoutEvent(r->event(), r->recipient_user_ids());
-              if (!r->duplicate()) {
-                StopTyping(r->event(), r->recipient_user_ids());
-              }
+              FanoutEvent(r->event(), r->recipient_user_ids(),
+                          /*stop_typing=*/!r->duplicate());
             });
   return reactor;
 }
@@ -243,63 +248,33 @@ grpc::ServerUnaryReactor* MessageServiceImpl::UpdateReceipt(
   return reactor;
 }
 
-void MessageServiceImpl::StopTyping(
-    const parley::v1::ChatEvent& event,
-    const google::protobuf::RepeatedField<int64_t>& members) {
-  int64_t chat_id = 0, sender = 0;
-  if (!absl::SimpleAtoi(event.chat_id(), &chat_id) ||
-      !absl::SimpleAtoi(event.message_created().sender_user_id(), &sender)) {
-    return;
-  }
-  internal::SetTypingRequest req;
-  req.set_chat_id(chat_id);
-  req.set_user_id(sender);
-  req.set_typing(false);
-  *req.mutable_member_user_ids() = members;
-  // Best effort: presence being down must not affect sending.
-  CallAsync(presence_->async(),
-            &internal::PresenceService::StubInterface::async_interface::SetTyping,
-            std::move(req), options_.presence_timeout,
-            [](absl::StatusOr<internal::SetTypingResponse>) {});
-}
-
 void MessageServiceImpl::FanoutEvent(
     const parley::v1::ChatEvent& event,
-    const google::protobuf::RepeatedField<int64_t>& recipients) {
+    const google::protobuf::RepeatedField<int64_t>& recipients,
+    bool stop_typing) {
   auto frame = std::make_shared<parley::v1::ServerFrame>();
   *frame->mutable_chat_event() = event;
-  Fanout(std::move(frame), recipients);
+  std::optional<internal::TypingStop> typing;
+  int64_t chat_id = 0, sender = 0;
+  if (stop_typing && event.has_message_created() &&
+      absl::SimpleAtoi(event.chat_id(), &chat_id) &&
+      absl::SimpleAtoi(event.message_created().sender_user_id(), &sender)) {
+    typing.emplace();
+    typing->set_chat_id(chat_id);
+    typing->set_user_id(sender);
+    *typing->mutable_member_user_ids() = recipients;
+  }
+  fanout_.Fanout(std::move(frame),
+                 std::vector<int64_t>(recipients.begin(), recipients.end()),
+                 std::move(typing));
 }
 
 void MessageServiceImpl::Fanout(
     std::shared_ptr<const parley::v1::ServerFrame> frame,
     const google::protobuf::RepeatedField<int64_t>& recipients) {
-  if (recipients.empty()) return;
-  internal::GetRoutesRequest lookup;
-  lookup.mutable_user_ids()->CopyFrom(recipients);
-  std::vector<int64_t> all(recipients.begin(), recipients.end());
-  CallAsync(
-      presence_->async(), &internal::PresenceService::StubInterface::async_interface::GetRoutes, std::move(lookup),
-      options_.presence_timeout,
-      [this, frame, all = std::move(all)](
-          absl::StatusOr<internal::GetRoutesResponse> routes) {
-        if (!routes.ok()) {
-          // Routes unknown: let every gateway pick out its own recipients.
-          spdlog::warn("route lookup failed ({}); broadcasting",
-                       absl::StatusCodeToString(routes.status().code()));
-          auto d = std::make_shared<internal::Delivery>();
-          d->mutable_recipient_user_ids()->Add(all.begin(), all.end());
-          *d->mutable_frame() = *frame;
-          hub_->Broadcast(std::move(d));
-          return;
-        }
-        for (const auto& g : routes->gateways()) {
-          auto d = std::make_shared<internal::Delivery>();
-          *d->mutable_recipient_user_ids() = g.user_ids();
-          *d->mutable_frame() = *frame;
-          hub_->Push(g.gateway_id(), std::move(d));
-        }
-      });
+  fanout_.Fanout(std::move(frame),
+                 std::vector<int64_t>(recipients.begin(), recipients.end()),
+                 std::nullopt);
 }
 
 }  // namespace parley::message

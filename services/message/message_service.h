@@ -3,7 +3,8 @@
 // SendMessage: validate -> assign a time-ordered id -> storage.AppendMessage
 // (membership check, next seq, message and event rows in one transaction)
 // -> answer the caller -> look up recipients' routes in presence -> push the
-// event to exactly the gateways that hold them. If presence cannot answer,
+// event to exactly the gateways that hold them (lookups are batched, see
+// FanoutBatcher). If presence cannot answer,
 // the event goes to every subscribed gateway, which deliver it only to local
 // recipients; if even that fails, recipients catch up with SyncChat.
 // A sent message also ends its sender's typing indicator in that chat.
@@ -18,6 +19,7 @@
 #include "parley/internal/v1/presence.grpc.pb.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
 #include "common/fanout_hub.h"
+#include "services/message/fanout_batcher.h"
 
 namespace parley::message {
 
@@ -32,6 +34,8 @@ struct MessageServiceOptions {
   int max_reactions_per_message = 20;
   // Largest message text (sent or edited), in bytes.
   size_t max_text_bytes = 16 * 1024;
+  // Route lookups; its timeout is presence_timeout.
+  FanoutBatcherOptions fanout;
 };
 
 class MessageServiceImpl final
@@ -77,8 +81,11 @@ class MessageServiceImpl final
   // Pushes `frame` to the gateways holding `recipients`. Asynchronous.
   void Fanout(std::shared_ptr<const parley::v1::ServerFrame> frame,
               const google::protobuf::RepeatedField<int64_t>& recipients);
+  // With `stop_typing`, a message_created event also ends its sender's
+  // typing indicator (best effort).
   void FanoutEvent(const parley::v1::ChatEvent& event,
-                   const google::protobuf::RepeatedField<int64_t>& recipients);
+                   const google::protobuf::RepeatedField<int64_t>& recipients,
+                   bool stop_typing = false);
 
  private:
   // Unless `valid` says otherwise, calls a storage method that appends one
@@ -92,16 +99,13 @@ class MessageServiceImpl final
                                    internal::ChatEventResult*,
                                    std::function<void(grpc::Status)>),
       Request request, parley::v1::Message* resp);
-  // Ends the sender's typing indicator after a message (best effort).
-  void StopTyping(const parley::v1::ChatEvent& event,
-                  const google::protobuf::RepeatedField<int64_t>& members);
-
 
   const MessageServiceOptions options_;
   IdGenerator* const ids_;
   internal::StorageService::StubInterface* const storage_;
   internal::PresenceService::StubInterface* const presence_;
   FanoutHub* const hub_;
+  FanoutBatcher fanout_;
 };
 
 }  // namespace parley::message

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "common/logging.h"
 #include "common/pool_reactor.h"
 #include "common/validation.h"
 
@@ -84,6 +85,7 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::GetRoutes(
       g->set_gateway_id(gateway);
       g->mutable_user_ids()->Add(users.begin(), users.end());
     }
+    if (req->typing_stops_size() > 0) StopTyping(req->typing_stops());
     return absl::OkStatus();
   });
 }
@@ -132,6 +134,36 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::SetTyping(
     }
     return absl::OkStatus();
   });
+}
+
+void PresenceServiceImpl::StopTyping(
+    const google::protobuf::RepeatedPtrField<internal::TypingStop>& stops) {
+  std::vector<std::pair<int64_t, int64_t>> keys;
+  for (const auto& t : stops) {
+    if (t.chat_id() <= 0 || t.user_id() <= 0 ||
+        t.member_user_ids_size() > kMaxUsersPerCall) {
+      continue;
+    }
+    keys.emplace_back(t.chat_id(), t.user_id());
+  }
+  auto cleared = routes_->ClearTyping(keys);
+  if (!cleared.ok()) {
+    spdlog::debug("ending typing indicators failed: {}",
+                  cleared.status().ToString());
+    return;
+  }
+  size_t k = 0;
+  for (const auto& t : stops) {
+    if (t.chat_id() <= 0 || t.user_id() <= 0 ||
+        t.member_user_ids_size() > kMaxUsersPerCall) {
+      continue;
+    }
+    if ((*cleared)[k++]) {
+      events_->OnTyping(t.chat_id(), t.user_id(), false,
+                        std::vector<int64_t>(t.member_user_ids().begin(),
+                                             t.member_user_ids().end()));
+    }
+  }
 }
 
 grpc::ServerWriteReactor<internal::Delivery>* PresenceServiceImpl::Subscribe(

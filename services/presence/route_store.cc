@@ -155,6 +155,24 @@ absl::StatusOr<bool> RouteStore::SetTyping(int64_t chat_id, int64_t user_id,
   return r->type == RedisReply::Type::kNil;
 }
 
+absl::StatusOr<std::vector<bool>> RouteStore::ClearTyping(
+    const std::vector<std::pair<int64_t, int64_t>>& chat_users) {
+  std::vector<bool> out;
+  if (chat_users.empty()) return out;
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(chat_users.size());
+  for (const auto& [chat, user] : chat_users) {
+    commands.push_back({"DEL", TypingKey(chat, user)});
+  }
+  auto replies = redis_->Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  for (const RedisReply& r : *replies) {
+    if (auto s = ReplyError(r); !s.ok()) return s;
+    out.push_back(r.integer == 1);
+  }
+  return out;
+}
+
 absl::StatusOr<bool> RouteStore::ClaimTypingExpiry(int64_t chat_id,
                                                    int64_t user_id) {
   const int64_t hold =

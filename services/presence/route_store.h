@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -73,6 +74,10 @@ class RouteStore {
   // already stopped).
   absl::StatusOr<bool> SetTyping(int64_t chat_id, int64_t user_id,
                                  bool typing);
+  // Stops the typing indicators of (chat, user) pairs in one round trip;
+  // per pair, true when it was on.
+  absl::StatusOr<std::vector<bool>> ClearTyping(
+      const std::vector<std::pair<int64_t, int64_t>>& chat_users);
   // True for exactly one caller per expiry of a typing key (several presence
   // instances see the same expiry).
   absl::StatusOr<bool> ClaimTypingExpiry(int64_t chat_id, int64_t user_id);

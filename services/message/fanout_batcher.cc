@@ -1,0 +1,117 @@
+#include "services/message/fanout_batcher.h"
+
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "common/async_call.h"
+#include "common/logging.h"
+
+namespace parley::message {
+
+namespace internal = ::parley::internal::v1;
+
+FanoutBatcher::FanoutBatcher(internal::PresenceService::StubInterface* presence,
+                             FanoutHub* hub, FanoutBatcherOptions options)
+    : presence_(presence), hub_(hub), options_(options) {}
+
+void FanoutBatcher::Fanout(std::shared_ptr<const parley::v1::ServerFrame> frame,
+                           std::vector<int64_t> recipients,
+                           std::optional<internal::TypingStop> typing_stop) {
+  if (recipients.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiting_.push_back(
+        Event{std::move(frame), std::move(recipients), std::move(typing_stop)});
+  }
+  Pump();
+}
+
+void FanoutBatcher::Pump() {
+  for (;;) {
+    std::vector<Event> batch;
+    internal::GetRoutesRequest lookup;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (waiting_.empty() || in_flight_ >= std::max(1, options_.max_in_flight)) {
+        return;
+      }
+      // Take events in order until the user or event budget is spent; the
+      // first one always fits.
+      std::unordered_set<int64_t> users;
+      size_t taken = 0;
+      for (; taken < waiting_.size() && taken < std::max<size_t>(1, options_.max_events);
+           ++taken) {
+        const Event& e = waiting_[taken];
+        size_t added = 0;
+        for (int64_t u : e.recipients) added += users.count(u) == 0;
+        if (taken > 0 && users.size() + added > options_.max_users) break;
+        users.insert(e.recipients.begin(), e.recipients.end());
+      }
+      batch.assign(std::make_move_iterator(waiting_.begin()),
+                   std::make_move_iterator(waiting_.begin() + taken));
+      waiting_.erase(waiting_.begin(), waiting_.begin() + taken);
+      ++in_flight_;
+      lookup.mutable_user_ids()->Reserve(static_cast<int>(users.size()));
+      for (int64_t u : users) lookup.add_user_ids(u);
+    }
+    for (const Event& e : batch) {
+      if (e.typing_stop) *lookup.add_typing_stops() = *e.typing_stop;
+    }
+    CallAsync(presence_->async(),
+              &internal::PresenceService::StubInterface::async_interface::GetRoutes,
+              std::move(lookup), options_.timeout,
+              [this, batch = std::move(batch)](
+                  absl::StatusOr<internal::GetRoutesResponse> routes) mutable {
+                Deliver(std::move(batch), std::move(routes));
+                {
+                  std::lock_guard<std::mutex> lock(mu_);
+                  --in_flight_;
+                }
+                Pump();
+              });
+  }
+}
+
+void FanoutBatcher::Deliver(std::vector<Event> batch,
+                            absl::StatusOr<internal::GetRoutesResponse> routes) {
+  if (!routes.ok()) {
+    // Routes unknown: let every gateway pick out its own recipients.
+    spdlog::warn("route lookup failed ({}); broadcasting {} events",
+                 absl::StatusCodeToString(routes.status().code()), batch.size());
+    for (const Event& e : batch) {
+      auto d = std::make_shared<internal::Delivery>();
+      d->mutable_recipient_user_ids()->Add(e.recipients.begin(),
+                                           e.recipients.end());
+      *d->mutable_frame() = *e.frame;
+      hub_->Broadcast(std::move(d));
+    }
+    return;
+  }
+  // user -> indexes of the gateways holding them.
+  std::unordered_map<int64_t, std::vector<int>> where;
+  for (int g = 0; g < routes->gateways_size(); ++g) {
+    for (int64_t u : routes->gateways(g).user_ids()) where[u].push_back(g);
+  }
+  std::vector<std::vector<int64_t>> per_gateway(routes->gateways_size());
+  for (const Event& e : batch) {
+    for (auto& users : per_gateway) users.clear();
+    for (int64_t u : e.recipients) {
+      auto it = where.find(u);
+      if (it == where.end()) continue;
+      for (int g : it->second) per_gateway[g].push_back(u);
+    }
+    for (int g = 0; g < routes->gateways_size(); ++g) {
+      if (per_gateway[g].empty()) continue;
+      auto d = std::make_shared<internal::Delivery>();
+      d->mutable_recipient_user_ids()->Add(per_gateway[g].begin(),
+                                           per_gateway[g].end());
+      *d->mutable_frame() = *e.frame;
+      hub_->Push(routes->gateways(g).gateway_id(), std::move(d));
+    }
+  }
+}
+
+}  // namespace parley::message
