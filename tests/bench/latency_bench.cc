@@ -7,26 +7,22 @@
 // Two fresh users A and B share a direct chat. B's stream is registered
 // (Pong to its first Ping) before A sends N messages one at a time, each
 // after the previous one was delivered to B.
-#include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <condition_variable>
 #include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <iostream>
 #include <mutex>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "services/client/chat_client.h"
 #include "services/client/client_status.h"
+#include "tests/bench/bench_util.h"
 
 namespace parley::bench {
 namespace {
@@ -59,55 +55,21 @@ constexpr char kUsage[] =
 
 // Returns false (after printing why) on a bad command line.
 bool ParseOptions(int argc, char** argv, Options* o, bool* help) {
-  if (const char* g = std::getenv("PARLEY_GATEWAY"); g != nullptr && *g) {
-    o->gateway = g;
-  }
-  if (const char* ca = std::getenv("PARLEY_TLS_CA_FILE"); ca != nullptr && *ca) {
-    o->tls_ca_file = ca;
-  }
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    std::string value;
-    bool has_value = false;
-    if (const size_t eq = a.find('='); a.rfind("--", 0) == 0 && eq != a.npos) {
-      value = a.substr(eq + 1);
-      a.resize(eq);
-      has_value = true;
-    }
-    auto need_value = [&](std::string* out) {
-      if (has_value) {
-        *out = value;
-        return true;
-      }
-      if (i + 1 >= argc) return false;
-      *out = argv[++i];
-      return true;
-    };
-    auto need_count = [&](int64_t min, int64_t* out) {
-      std::string v;
-      if (!need_value(&v) || !absl::SimpleAtoi(v, out) || *out < min) {
-        std::cerr << "error: INVALID_ARGUMENT: " << a
-                  << " needs a whole number >= " << min << "\n";
-        return false;
-      }
-      return true;
-    };
+  EnvDefault("PARLEY_GATEWAY", &o->gateway);
+  EnvDefault("PARLEY_TLS_CA_FILE", &o->tls_ca_file);
+  ArgReader args(argc, argv);
+  while (args.Next()) {
+    const std::string& a = args.name();
     if (a == "-h" || a == "--help") {
       *help = true;
     } else if (a == "--gateway") {
-      if (!need_value(&o->gateway)) {
-        std::cerr << "error: INVALID_ARGUMENT: --gateway needs HOST:PORT\n";
-        return false;
-      }
+      if (!args.Value("HOST:PORT", &o->gateway)) return false;
     } else if (a == "--tls_ca_file") {
-      if (!need_value(&o->tls_ca_file)) {
-        std::cerr << "error: INVALID_ARGUMENT: --tls_ca_file needs a file\n";
-        return false;
-      }
+      if (!args.Value("a file", &o->tls_ca_file)) return false;
     } else if (a == "--messages") {
-      if (!need_count(1, &o->messages)) return false;
+      if (!args.Count(int64_t{1}, &o->messages)) return false;
     } else if (a == "--warmup") {
-      if (!need_count(0, &o->warmup)) return false;
+      if (!args.Count(int64_t{0}, &o->warmup)) return false;
     } else if (a == "--json") {
       o->json = true;
     } else {
@@ -117,62 +79,6 @@ bool ParseOptions(int argc, char** argv, Options* o, bool* help) {
     }
   }
   return true;
-}
-
-std::string RandomHex(int chars) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::random_device rd;
-  std::string out;
-  for (int i = 0; i < chars; ++i) out.push_back(kHex[rd() & 0xf]);
-  return out;
-}
-
-struct Summary {
-  size_t count = 0;
-  double min = 0, p50 = 0, p90 = 0, p99 = 0, max = 0, mean = 0;  // ms
-};
-
-// Nearest-rank percentiles of durations in microseconds.
-Summary Summarize(std::vector<double> us) {
-  Summary s;
-  s.count = us.size();
-  if (us.empty()) return s;
-  std::sort(us.begin(), us.end());
-  auto rank = [&](double p) {
-    const size_t r = static_cast<size_t>(std::ceil(p / 100.0 * us.size()));
-    return us[std::min(us.size() - 1, r == 0 ? 0 : r - 1)] / 1000.0;
-  };
-  s.min = us.front() / 1000.0;
-  s.max = us.back() / 1000.0;
-  s.p50 = rank(50);
-  s.p90 = rank(90);
-  s.p99 = rank(99);
-  double sum = 0;
-  for (double v : us) sum += v;
-  s.mean = sum / us.size() / 1000.0;
-  return s;
-}
-
-std::string SummaryJson(const Summary& s) {
-  return absl::StrFormat(
-      "{\"count\":%d,\"min\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
-      "\"max\":%.3f,\"mean\":%.3f}",
-      s.count, s.min, s.p50, s.p90, s.p99, s.max, s.mean);
-}
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
 }
 
 // Reads B's stream on its own thread and timestamps what arrives, so that
@@ -337,14 +243,7 @@ int Run(const Options& o) {
       "direct chat %s\n\n",
       static_cast<long long>(o.messages), static_cast<long long>(o.warmup),
       o.gateway.c_str(), chat->chat_id().c_str());
-  std::printf("%-16s %7s %9s %9s %9s %9s %9s %9s\n", "latency (ms)", "count",
-              "min", "p50", "p90", "p99", "max", "mean");
-  for (const auto& [name, s] :
-       {std::pair<const char*, const Summary&>{"send->ack", ack},
-        std::pair<const char*, const Summary&>{"send->delivery", delivery}}) {
-    std::printf("%-16s %7zu %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", name,
-                s.count, s.min, s.p50, s.p90, s.p99, s.max, s.mean);
-  }
+  PrintLatencyTable({{"send->ack", ack}, {"send->delivery", delivery}});
   std::printf("\n%.1f messages/s (sequential, one in flight)\n", rate);
   if (o.json) {
     std::printf(
