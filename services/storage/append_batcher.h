@@ -31,7 +31,7 @@ namespace parley::storage {
 
 struct AppendBatcherOptions {
   // Independent transaction streams; chats are spread over them by id.
-  int lanes = 4;
+  int lanes = 1;
   // Most messages one transaction appends.
   size_t max_batch = 256;
   // Most sends waiting per lane; beyond it Submit refuses (UNAVAILABLE).

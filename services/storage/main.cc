@@ -30,7 +30,7 @@ ABSL_FLAG(int, pool_size, 8,
           "PostgreSQL connections, and worker threads serving requests.");
 ABSL_FLAG(int, statement_timeout_ms, 5000,
           "statement_timeout of every database session; 0 disables it.");
-ABSL_FLAG(int, append_lanes, 4,
+ABSL_FLAG(int, append_lanes, 1,
           "Group commit: concurrent transaction streams for new messages "
           "(chats are spread over them); 0 appends each message in its own "
           "transaction.");

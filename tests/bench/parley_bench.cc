@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -1570,6 +1571,9 @@ int Bench::Run() {
 }  // namespace parley::bench
 
 int main(int argc, char** argv) {
+  // As in the services (common/flags.cc): the load generator must not spend
+  // its CPU on Abseil's lock-graph bookkeeping inside gRPC.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   parley::bench::Options options;
   bool help = false;
   if (!parley::bench::ParseOptions(argc, argv, &options, &help)) return 2;
