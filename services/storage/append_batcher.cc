@@ -20,7 +20,12 @@ AppendBatcher::AppendBatcher(StorageRepository* repo, ThreadPool* workers,
   }
 }
 
-AppendBatcher::~AppendBatcher() = default;
+AppendBatcher::~AppendBatcher() {
+  for (auto& lane : lanes_) {
+    std::unique_lock<std::mutex> lock(lane->mu);
+    lane->idle.wait(lock, [&] { return !lane->running; });
+  }
+}
 
 void AppendBatcher::Submit(const iv1::AppendMessageRequest& req,
                            std::chrono::system_clock::time_point deadline,
@@ -48,6 +53,7 @@ void AppendBatcher::Submit(const iv1::AppendMessageRequest& req,
       std::lock_guard<std::mutex> lock(lane->mu);
       failed.swap(lane->queue);
       lane->running = false;
+      lane->idle.notify_all();
     }
     for (Item& item : failed) {
       item.done(absl::UnavailableError("storage overloaded"));
@@ -62,6 +68,7 @@ void AppendBatcher::Drain(Lane* lane) {
       std::lock_guard<std::mutex> lock(lane->mu);
       if (lane->queue.empty()) {
         lane->running = false;
+        lane->idle.notify_all();
         return;
       }
       const size_t take = std::min(options_.max_batch, lane->queue.size());

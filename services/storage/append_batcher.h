@@ -14,6 +14,7 @@
 #define PARLEY_SERVICES_STORAGE_APPEND_BATCHER_H_
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -46,6 +47,8 @@ class AppendBatcher {
   // Neither is owned. Each busy lane occupies one worker of `workers`.
   AppendBatcher(StorageRepository* repo, ThreadPool* workers,
                 AppendBatcherOptions options);
+  // Waits until no lane is draining; the workers must still run (or have
+  // run) the drains already handed to them.
   ~AppendBatcher();
 
   // Queues `req` (copied). `done` runs exactly once, on a worker thread:
@@ -63,6 +66,7 @@ class AppendBatcher {
   };
   struct Lane {
     std::mutex mu;
+    std::condition_variable idle;  // signalled when running turns false
     std::deque<Item> queue ABSL_GUARDED_BY(mu);
     bool running ABSL_GUARDED_BY(mu) = false;
   };
