@@ -33,6 +33,7 @@ void FanoutBatcher::Pump() {
   for (;;) {
     std::vector<Event> batch;
     internal::GetRoutesRequest lookup;
+    uint64_t id = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (waiting_.empty() || in_flight_ >= std::max(1, options_.max_in_flight)) {
@@ -54,6 +55,7 @@ void FanoutBatcher::Pump() {
                    std::make_move_iterator(waiting_.begin() + taken));
       waiting_.erase(waiting_.begin(), waiting_.begin() + taken);
       ++in_flight_;
+      id = next_id_++;
       lookup.mutable_user_ids()->Reserve(static_cast<int>(users.size()));
       for (int64_t u : users) lookup.add_user_ids(u);
     }
@@ -63,15 +65,39 @@ void FanoutBatcher::Pump() {
     CallAsync(presence_->async(),
               &internal::PresenceService::StubInterface::async_interface::GetRoutes,
               std::move(lookup), options_.timeout,
-              [this, batch = std::move(batch)](
+              [this, id, batch = std::move(batch)](
                   absl::StatusOr<internal::GetRoutesResponse> routes) mutable {
-                Deliver(std::move(batch), std::move(routes));
-                {
-                  std::lock_guard<std::mutex> lock(mu_);
-                  --in_flight_;
-                }
+                Complete(id, Looked{std::move(batch), std::move(routes)});
                 Pump();
               });
+  }
+}
+
+void FanoutBatcher::Complete(uint64_t id, Looked looked) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --in_flight_;
+    looked_.emplace(id, std::move(looked));
+    // Whoever is pushing already will find this batch when its turn comes.
+    if (delivering_) return;
+    delivering_ = true;
+  }
+  for (;;) {
+    std::vector<Looked> ready;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = looked_.find(next_deliver_); it != looked_.end();
+           it = looked_.find(next_deliver_)) {
+        ready.push_back(std::move(it->second));
+        looked_.erase(it);
+        ++next_deliver_;
+      }
+      if (ready.empty()) {
+        delivering_ = false;
+        return;
+      }
+    }
+    for (Looked& l : ready) Deliver(std::move(l.batch), std::move(l.routes));
   }
 }
 

@@ -3,7 +3,9 @@
 // looks up the union of all their recipients (and ends their senders'
 // typing indicators in the same round trip). Under load, presence sees one
 // call per batch instead of two per message; when idle, an event's lookup
-// starts at once.
+// starts at once. Batches are pushed in the order they were formed, even
+// when their lookups return out of order, so events fanned out one after
+// the other reach each gateway in that order.
 //
 //   FanoutBatcher fanout(presence_stub, &hub, {.timeout = 1s});
 //   fanout.Fanout(frame, {alice, bob}, /*typing_stop=*/std::nullopt);
@@ -13,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -57,8 +60,16 @@ class FanoutBatcher {
     std::optional<::parley::internal::v1::TypingStop> typing_stop;
   };
 
+  struct Looked {
+    std::vector<Event> batch;
+    absl::StatusOr<::parley::internal::v1::GetRoutesResponse> routes;
+  };
+
   // Starts lookups while events wait and fewer than max_in_flight run.
   void Pump();
+  // Records lookup `id`'s answer and pushes every batch that is next in
+  // order; one thread pushes at a time.
+  void Complete(uint64_t id, Looked looked);
   void Deliver(std::vector<Event> batch,
                absl::StatusOr<::parley::internal::v1::GetRoutesResponse> routes);
 
@@ -68,6 +79,10 @@ class FanoutBatcher {
   std::mutex mu_;
   std::vector<Event> waiting_ ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;       // of the next lookup
+  uint64_t next_deliver_ ABSL_GUARDED_BY(mu_) = 0;  // next batch to push
+  std::map<uint64_t, Looked> looked_ ABSL_GUARDED_BY(mu_);
+  bool delivering_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace parley::message
