@@ -27,10 +27,10 @@ AppendBatcher::~AppendBatcher() {
   }
 }
 
-void AppendBatcher::Submit(const iv1::AppendMessageRequest& req,
+void AppendBatcher::Submit(const iv1::AppendMessageRequest* req,
                            std::chrono::system_clock::time_point deadline,
                            Done done) {
-  const uint64_t chat = static_cast<uint64_t>(req.chat_id());
+  const uint64_t chat = static_cast<uint64_t>(req->chat_id());
   Lane* lane = lanes_[chat % lanes_.size()].get();
   bool start = false;
   {
@@ -87,7 +87,7 @@ void AppendBatcher::Drain(Lane* lane) {
             "deadline passed before the send was appended"));
         continue;
       }
-      reqs.push_back(&item.req);
+      reqs.push_back(item.req);
       live.push_back(&item);
     }
     if (reqs.empty()) continue;

@@ -7,7 +7,7 @@
 // seqs in arrival order because one lane handles them one batch at a time.
 //
 //   AppendBatcher batcher(&repo, &workers, {.lanes = 4, .max_batch = 256});
-//   batcher.Submit(req, deadline, [](absl::StatusOr<ChatEventResult> r) {
+//   batcher.Submit(&req, deadline, [](absl::StatusOr<ChatEventResult> r) {
 //     ...  // runs on a worker thread once the batch committed or failed
 //   });
 #ifndef PARLEY_SERVICES_STORAGE_APPEND_BATCHER_H_
@@ -51,16 +51,18 @@ class AppendBatcher {
   // run) the drains already handed to them.
   ~AppendBatcher();
 
-  // Queues `req` (copied). `done` runs exactly once, on a worker thread:
+  // Queues `req`, which must stay valid until `done` has run (a gRPC
+  // request does: it lives until the call finishes). `done` runs exactly
+  // once, on a worker thread:
   // with the result, with DEADLINE_EXCEEDED if `deadline` passed before its
   // batch started (nothing is written then), or with UNAVAILABLE when the
   // lane's queue is full.
-  void Submit(const ::parley::internal::v1::AppendMessageRequest& req,
+  void Submit(const ::parley::internal::v1::AppendMessageRequest* req,
               std::chrono::system_clock::time_point deadline, Done done);
 
  private:
   struct Item {
-    ::parley::internal::v1::AppendMessageRequest req;
+    const ::parley::internal::v1::AppendMessageRequest* req;
     std::chrono::system_clock::time_point deadline;
     Done done;
   };

@@ -1149,33 +1149,28 @@ StorageRepository::AppendMessages(
       for (const auto& row : events) {
         event_time[row[0].as<int64_t>()] = row[1].as<int64_t>();
       }
-      std::vector<iv1::ChatEventResult> results(accepted.size());
       std::vector<pv1::Message*> with_files;
-      std::map<size_t, size_t> slot;  // request index -> results index
-      for (size_t k = 0; k < accepted.size(); ++k) slot[accepted[k]] = k;
       for (const auto& row : inserted) {
         const int64_t message_id = row[0].as<int64_t>();
         const size_t i = by_message_id.at(message_id);
-        iv1::ChatEventResult& result = results[slot.at(i)];
+        iv1::ChatEventResult result;
         pv1::ChatEvent* event = result.mutable_event();
         ReadMessage(row, 0, event->mutable_message_created());
         event->set_chat_id(event->message_created().chat_id());
         event->set_seq(event->message_created().seq());
         *event->mutable_create_time() =
             TimestampFromUs(event_time.at(message_id));
-        if (reqs[i]->file_id() != 0) {
-          with_files.push_back(event->mutable_message_created());
-        }
         const int64_t chat_id = reqs[i]->chat_id();
         for (int64_t id : members[chat_id]) result.add_recipient_user_ids(id);
         result.mutable_chat()->set_chat_id(FormatId(chat_id));
         result.mutable_chat()->set_last_seq(event->seq());
-        result.set_duplicate(false);
+        out[i] = std::move(result);
+        if (reqs[i]->file_id() != 0) {
+          with_files.push_back(
+              out[i]->mutable_event()->mutable_message_created());
+        }
       }
       if (!with_files.empty()) AttachFiles(tx, with_files);
-      for (size_t k = 0; k < accepted.size(); ++k) {
-        out[accepted[k]] = std::move(results[k]);
-      }
       return absl::OkStatus();
     });
     if (!raced) break;

@@ -914,14 +914,22 @@ TEST_F(StorageTest, GroupCommitKeepsChatsGapFreeUnderConcurrentSends) {
   // chat -> sender -> seqs in the order the sender submitted.
   std::map<int64_t, std::map<int64_t, std::vector<uint64_t>>> seqs;
   std::map<int64_t, std::map<int64_t, std::vector<int>>> order;
+  // The batcher reads requests in place: they outlive every answer.
+  std::vector<std::vector<iv1::AppendMessageRequest>> reqs(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      reqs[t].push_back(MessageRequest(chats[(t + i) % kChats], senders[t],
+                                       absl::StrCat("gc-", t, "-", i),
+                                       absl::StrCat("m", i)));
+    }
+  }
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        const int64_t chat = chats[(t + i) % kChats];
+        const int64_t chat = reqs[t][i].chat_id();
         batcher.Submit(
-            MessageRequest(chat, senders[t], absl::StrCat("gc-", t, "-", i),
-                           absl::StrCat("m", i)),
+            &reqs[t][i],
             std::chrono::system_clock::now() + std::chrono::seconds(30),
             [&, chat, t, i](absl::StatusOr<iv1::ChatEventResult> r) {
               std::lock_guard<std::mutex> lock(mu);

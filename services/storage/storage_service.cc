@@ -157,7 +157,7 @@ grpc::ServerUnaryReactor* StorageServiceImpl::AppendMessage(
                     [this, req] { return repo_->AppendMessage(*req); });
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  batcher_->Submit(*req, ctx->deadline(),
+  batcher_->Submit(req, ctx->deadline(),
                    [reactor, resp](absl::StatusOr<iv1::ChatEventResult> r) {
                      if (r.ok()) *resp = std::move(*r);
                      LogFailure("AppendMessage", r.status());
