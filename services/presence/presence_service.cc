@@ -138,12 +138,14 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::SetTyping(
 
 void PresenceServiceImpl::StopTyping(
     const google::protobuf::RepeatedPtrField<internal::TypingStop>& stops) {
+  std::vector<const internal::TypingStop*> valid;
   std::vector<std::pair<int64_t, int64_t>> keys;
   for (const auto& t : stops) {
     if (t.chat_id() <= 0 || t.user_id() <= 0 ||
         t.member_user_ids_size() > kMaxUsersPerCall) {
       continue;
     }
+    valid.push_back(&t);
     keys.emplace_back(t.chat_id(), t.user_id());
   }
   auto cleared = routes_->ClearTyping(keys);
@@ -152,17 +154,12 @@ void PresenceServiceImpl::StopTyping(
                   cleared.status().ToString());
     return;
   }
-  size_t k = 0;
-  for (const auto& t : stops) {
-    if (t.chat_id() <= 0 || t.user_id() <= 0 ||
-        t.member_user_ids_size() > kMaxUsersPerCall) {
-      continue;
-    }
-    if ((*cleared)[k++]) {
-      events_->OnTyping(t.chat_id(), t.user_id(), false,
-                        std::vector<int64_t>(t.member_user_ids().begin(),
-                                             t.member_user_ids().end()));
-    }
+  for (size_t k = 0; k < valid.size(); ++k) {
+    if (!(*cleared)[k]) continue;
+    const internal::TypingStop& t = *valid[k];
+    events_->OnTyping(t.chat_id(), t.user_id(), false,
+                      std::vector<int64_t>(t.member_user_ids().begin(),
+                                           t.member_user_ids().end()));
   }
 }
 

@@ -140,13 +140,12 @@ absl::StatusOr<bool> RouteStore::ClaimOffline(int64_t user_id,
 
 absl::StatusOr<bool> RouteStore::SetTyping(int64_t chat_id, int64_t user_id,
                                            bool typing) {
-  const std::string key = TypingKey(chat_id, user_id);
   if (!typing) {
-    auto r = redis_->Command({"DEL", key});
-    if (!r.ok()) return r.status();
-    if (auto s = ReplyError(*r); !s.ok()) return s;
-    return r->integer == 1;
+    auto cleared = ClearTyping({{chat_id, user_id}});
+    if (!cleared.ok()) return cleared.status();
+    return cleared->front();
   }
+  const std::string key = TypingKey(chat_id, user_id);
   // One command: set with TTL and learn whether it already existed.
   auto r = redis_->Command(
       {"SET", key, "1", "PX", absl::StrCat(options_.typing_ttl.count()), "GET"});
