@@ -13,21 +13,24 @@ class GatewayStream final
   GatewayStream(FanoutHub* hub, std::string gateway_id, size_t max_queue)
       : hub_(hub), gateway_id_(std::move(gateway_id)), max_queue_(max_queue) {}
 
-  void Enqueue(std::shared_ptr<const ::parley::internal::v1::Delivery> d) {
+  // False when the stream is ending (replaced, cancelled, or over its
+  // queue bound) and so did not take `d`.
+  bool Enqueue(const std::shared_ptr<const ::parley::internal::v1::Delivery>& d) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (finishing_) return;
+    if (finishing_) return false;
     if (queue_.size() >= max_queue_) {
       spdlog::warn("gateway {} is not keeping up; dropping its stream",
                    gateway_id_);
       FinishLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                 "subscriber queue is full"));
-      return;
+      return false;
     }
-    queue_.push_back(std::move(d));
+    queue_.push_back(d);
     if (!writing_) {
       writing_ = true;
       StartWrite(queue_.front().get());
     }
+    return true;
   }
 
   void Close(grpc::Status status) {
@@ -106,9 +109,9 @@ grpc::ServerWriteReactor<::parley::internal::v1::Delivery>* FanoutHub::Open(
     // An empty first delivery tells the gateway that the stream is live.
     auto hello = std::make_shared<::parley::internal::v1::Delivery>();
     hello->set_resync_routes(resync_on_open_);
-    stream->Enqueue(std::move(hello));
+    stream->Enqueue(hello);
     for (auto& d : held_.Take(gateway_id, std::chrono::steady_clock::now())) {
-      stream->Enqueue(std::move(d));
+      stream->Enqueue(d);
     }
     if (old) {
       old->Close(grpc::Status(grpc::StatusCode::ABORTED,
@@ -122,13 +125,12 @@ grpc::ServerWriteReactor<::parley::internal::v1::Delivery>* FanoutHub::Open(
 bool FanoutHub::Push(const std::string& gateway_id,
                      std::shared_ptr<const ::parley::internal::v1::Delivery> delivery) {
   std::lock_guard<std::mutex> lock(mu_);
+  // No stream, or one that is ending before its successor arrives: keep the
+  // delivery for the gateway's next subscription.
   auto it = streams_.find(gateway_id);
-  if (it == streams_.end()) {
-    return held_.Hold(gateway_id, std::move(delivery),
-                      std::chrono::steady_clock::now());
-  }
-  it->second->Enqueue(std::move(delivery));
-  return true;
+  if (it != streams_.end() && it->second->Enqueue(delivery)) return true;
+  return held_.Hold(gateway_id, std::move(delivery),
+                    std::chrono::steady_clock::now());
 }
 
 void FanoutHub::Broadcast(std::shared_ptr<const ::parley::internal::v1::Delivery> delivery) {

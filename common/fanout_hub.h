@@ -7,7 +7,8 @@
 //   // After a commit:
 //   hub.Push("gw-1", delivery);   // held a few seconds if gw-1 has no stream
 //
-// A delivery for a gateway with no stream here is held (see HeldDeliveries)
+// A delivery for a gateway with no stream here, or with one that is ending,
+// is held (see HeldDeliveries)
 // and sent when that gateway subscribes: after this instance restarts, the
 // gateways resubscribe within their reconnect backoff, and nothing committed
 // in between is lost from live delivery.
