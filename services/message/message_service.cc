@@ -78,7 +78,6 @@ MessageServiceImpl::MessageServiceImpl(
     : options_(options),
       ids_(ids),
       storage_(storage),
-      presence_(presence),
       hub_(hub),
       fanout_(presence, hub, [&] {
         FanoutBatcherOptions o = options.fanout;

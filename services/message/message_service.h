@@ -103,7 +103,6 @@ class MessageServiceImpl final
   const MessageServiceOptions options_;
   IdGenerator* const ids_;
   internal::StorageService::StubInterface* const storage_;
-  internal::PresenceService::StubInterface* const presence_;
   FanoutHub* const hub_;
   FanoutBatcher fanout_;
 };
