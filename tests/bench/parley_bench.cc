@@ -588,29 +588,17 @@ CREATE TABLE parley_bench.chats (
   last_seq bigint NOT NULL DEFAULT 0,
   last_event_time timestamptz NOT NULL DEFAULT now(),
   create_time timestamptz NOT NULL DEFAULT now());
-CREATE TABLE parley_bench.messages (
-  message_id bigint PRIMARY KEY,
-  chat_id bigint NOT NULL REFERENCES parley_bench.chats ON DELETE CASCADE,
-  seq bigint NOT NULL,
-  sender_id bigint NOT NULL,
-  client_message_id text NOT NULL,
-  content_hash bytea NOT NULL,
-  text text NOT NULL DEFAULT '',
-  file_id bigint,
-  reply_to_message_id bigint,
-  create_time timestamptz NOT NULL DEFAULT now(),
-  edit_time timestamptz,
-  deleted boolean NOT NULL DEFAULT false,
-  UNIQUE (chat_id, seq),
-  UNIQUE (sender_id, client_message_id));
-CREATE TABLE parley_bench.chat_events (
-  chat_id bigint NOT NULL REFERENCES parley_bench.chats ON DELETE CASCADE,
-  seq bigint NOT NULL,
-  kind smallint NOT NULL,
-  message_id bigint REFERENCES parley_bench.messages ON DELETE CASCADE,
-  payload bytea,
-  create_time timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (chat_id, seq));
+-- The message and event tables take the real ones' columns, defaults,
+-- checks and indexes, so the ceiling follows the schema's migrations; the
+-- foreign keys point at the scratch chats and messages.
+CREATE TABLE parley_bench.messages (LIKE public.messages INCLUDING ALL);
+ALTER TABLE parley_bench.messages ADD FOREIGN KEY (chat_id)
+  REFERENCES parley_bench.chats ON DELETE CASCADE;
+CREATE TABLE parley_bench.chat_events (LIKE public.chat_events INCLUDING ALL);
+ALTER TABLE parley_bench.chat_events ADD FOREIGN KEY (chat_id)
+  REFERENCES parley_bench.chats ON DELETE CASCADE;
+ALTER TABLE parley_bench.chat_events ADD FOREIGN KEY (message_id)
+  REFERENCES parley_bench.messages ON DELETE CASCADE;
 CREATE SEQUENCE parley_bench.message_ids;
 )sql";
 
