@@ -7,6 +7,10 @@
 
 namespace parley {
 
+// Most deliveries, and bytes, one frame of a stream carries.
+constexpr size_t kMaxBatch = 256;
+constexpr size_t kMaxBatchBytes = 1 << 20;
+
 class GatewayStream final
     : public grpc::ServerWriteReactor<::parley::internal::v1::Delivery> {
  public:
@@ -26,10 +30,7 @@ class GatewayStream final
       return false;
     }
     queue_.push_back(d);
-    if (!writing_) {
-      writing_ = true;
-      StartWrite(queue_.front().get());
-    }
+    if (!writing_) WriteLocked();
     return true;
   }
 
@@ -41,12 +42,12 @@ class GatewayStream final
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
     writing_ = false;
-    queue_.pop_front();
+    queue_.erase(queue_.begin(), queue_.begin() + in_write_);
+    in_write_ = 0;
     if (!ok) {
       FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
     } else if (!finishing_ && !queue_.empty()) {
-      writing_ = true;
-      StartWrite(queue_.front().get());
+      WriteLocked();
       return;
     }
     if (finishing_ && !finished_) {
@@ -67,6 +68,31 @@ class GatewayStream final
   }
 
  private:
+  // Writes the front of the queue: alone, or when more wait behind it, as
+  // one frame carrying several (fewer, larger writes under load).
+  void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    writing_ = true;
+    in_write_ = 1;
+    if (queue_.size() == 1) {
+      StartWrite(queue_.front().get());
+      return;
+    }
+    batch_.Clear();
+    size_t bytes = 0;
+    in_write_ = 0;
+    for (const auto& d : queue_) {
+      const size_t b = d->ByteSizeLong();
+      if (in_write_ == kMaxBatch ||
+          (in_write_ > 0 && bytes + b > kMaxBatchBytes)) {
+        break;
+      }
+      *batch_.add_batch() = *d;
+      bytes += b;
+      ++in_write_;
+    }
+    StartWrite(in_write_ == 1 ? queue_.front().get() : &batch_);
+  }
+
   // Finishes now, or after the write in flight completes.
   void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finishing_) return;
@@ -85,6 +111,9 @@ class GatewayStream final
   std::deque<std::shared_ptr<const ::parley::internal::v1::Delivery>> queue_
       ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  // How many of the queue's front the write in flight carries.
+  size_t in_write_ ABSL_GUARDED_BY(mu_) = 0;
+  ::parley::internal::v1::Delivery batch_ ABSL_GUARDED_BY(mu_);
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);

@@ -238,36 +238,72 @@ grpc::ServerUnaryReactor* ChatServiceImpl::SendMessage(
     v1::Message* resp) {
   return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
                                        auto timeout) {
-    auto chat = ParseId("chat_id", req->chat_id());
-    if (!chat.ok()) return Fail(reactor, chat.status());
-    auto reply_to =
-        ParseOptionalId("reply_to_message_id", req->reply_to_message_id());
-    if (!reply_to.ok()) return Fail(reactor, reply_to.status());
-    auto file = ParseOptionalId("file_id", req->file_id());
-    if (!file.ok()) return Fail(reactor, file.status());
-    internal::AppendMessageRequest r;
-    r.set_chat_id(*chat);
-    r.set_sender_user_id(user);
-    r.set_client_message_id(req->client_message_id());
-    r.set_text(req->text());
-    r.set_reply_to_message_id(*reply_to);
-    r.set_file_id(*file);
-    // A send is idempotent by client_message_id, so one retry on another
-    // instance is safe when the first is unreachable.
-    const int64_t chat_id = *chat;
-    auto retry = [this, reactor, resp, timeout, chat_id, r](
-                     absl::StatusOr<v1::Message> m) mutable {
-      if (m.status().code() != absl::StatusCode::kUnavailable ||
-          messages_->size() < 2) {
-        return FinishWith(reactor, resp)(std::move(m));
-      }
-      CallAsync(messages_->ForChat(chat_id, 1)->async(),
-                &MessageAsync::SendMessage, std::move(r), timeout,
-                FinishWith(reactor, resp));
-    };
-    CallAsync(messages_->ForChat(chat_id)->async(), &MessageAsync::SendMessage,
-              r, timeout, std::move(retry));
+    Send(user, *req, /*stream_id=*/0, timeout, FinishWith(reactor, resp));
   }, &write_limiter_, "send");
+}
+
+void ChatServiceImpl::Send(
+    int64_t user, const v1::SendMessageRequest& req, uint64_t stream_id,
+    std::chrono::milliseconds timeout,
+    std::function<void(absl::StatusOr<v1::Message>)> done) {
+  auto chat = ParseId("chat_id", req.chat_id());
+  if (!chat.ok()) return done(chat.status());
+  auto reply_to =
+      ParseOptionalId("reply_to_message_id", req.reply_to_message_id());
+  if (!reply_to.ok()) return done(reply_to.status());
+  auto file = ParseOptionalId("file_id", req.file_id());
+  if (!file.ok()) return done(file.status());
+  internal::AppendMessageRequest r;
+  r.set_chat_id(*chat);
+  r.set_sender_user_id(user);
+  r.set_client_message_id(req.client_message_id());
+  r.set_text(req.text());
+  r.set_reply_to_message_id(*reply_to);
+  r.set_file_id(*file);
+  if (stream_id != 0) {
+    r.set_origin_gateway_id(registry_->gateway_id());
+    r.set_origin_stream_id(stream_id);
+  }
+  // A send is idempotent by client_message_id, so one retry on another
+  // instance is safe when the first is unreachable.
+  const int64_t chat_id = *chat;
+  auto retry = [this, timeout, chat_id, r, done](
+                   absl::StatusOr<v1::Message> m) mutable {
+    if (m.status().code() != absl::StatusCode::kUnavailable ||
+        messages_->size() < 2) {
+      return done(std::move(m));
+    }
+    CallAsync(messages_->ForChat(chat_id, 1)->async(),
+              &MessageAsync::SendMessage, std::move(r), timeout,
+              std::move(done));
+  };
+  CallAsync(messages_->ForChat(chat_id)->async(), &MessageAsync::SendMessage,
+            r, timeout, std::move(retry));
+}
+
+void ChatServiceImpl::OnSendFrame(int64_t user_id, uint64_t stream_id,
+                                  const v1::SendMessageRequest& send,
+                                  std::function<void(v1::SendResult)> done) {
+  v1::SendResult result;
+  result.set_chat_id(send.chat_id());
+  result.set_client_message_id(send.client_message_id());
+  auto answer = [result = std::move(result), done = std::move(done)](
+                    absl::StatusOr<v1::Message> m) mutable {
+    if (m.ok()) {
+      *result.mutable_message() = std::move(*m);
+    } else {
+      const grpc::Status g = ToGrpcStatus(m.status());
+      result.set_code(static_cast<int32_t>(g.error_code()));
+      result.set_error_message(g.error_message());
+      if (auto after = RetryAfter(m.status())) {
+        result.set_retry_after_ms(after->count());
+      }
+    }
+    done(std::move(result));
+  };
+  const RateLimiter::Decision d = write_limiter_.TryAcquire(user_id);
+  if (!d.allowed) return answer(RateLimitedError("send", d.retry_after));
+  Send(user_id, send, stream_id, options_.backend_timeout, std::move(answer));
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::ListMessages(

@@ -120,8 +120,17 @@ class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
   void OnTypingFrame(int64_t user_id,
                      const parley::v1::TypingFrame& frame) override;
   void OnAckFrame(int64_t user_id, const parley::v1::AckFrame& frame) override;
+  void OnSendFrame(int64_t user_id, uint64_t stream_id,
+                   const parley::v1::SendMessageRequest& send,
+                   std::function<void(parley::v1::SendResult)> done) override;
 
  private:
+  // Sends a message for `user` through a message instance (another one if
+  // the first is unreachable). `stream_id` is the client stream the send
+  // came in on (0 for a unary call): the event skips that stream.
+  void Send(int64_t user, const parley::v1::SendMessageRequest& req,
+            uint64_t stream_id, std::chrono::milliseconds timeout,
+            std::function<void(absl::StatusOr<parley::v1::Message>)> done);
   // Parses chat_id and message_id and forwards a reaction change.
   template <typename PublicRequest>
   grpc::ServerUnaryReactor* React(grpc::CallbackServerContext* ctx,

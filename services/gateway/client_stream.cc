@@ -1,12 +1,19 @@
 #include "services/gateway/client_stream.h"
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "common/logging.h"
 #include "common/status_util.h"
 
 namespace parley::gateway {
+
+namespace {
+
+std::atomic<uint64_t> next_stream_id{1};
+
+}  // namespace
 
 ClientStream::ClientStream(grpc::CallbackServerContext* ctx,
                            TokenAuthenticator* auth,
@@ -18,6 +25,7 @@ ClientStream::ClientStream(grpc::CallbackServerContext* ctx,
       sink_(sink),
       connect_limiter_(connect_limiter),
       options_(options),
+      stream_id_(next_stream_id.fetch_add(1, std::memory_order_relaxed)),
       alarm_target_(std::make_shared<AlarmTarget>()) {
   {
     std::lock_guard<std::mutex> lock(alarm_target_->mu);
@@ -66,6 +74,10 @@ void ClientStream::OnRouteReady() {
 }
 
 void ClientStream::OnReadDone(bool ok) {
+  if (ok && incoming_.frame_case() == parley::v1::ClientFrame::kSend) {
+    OnSendRead();
+    return;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (!ok) {
     // The client half-closed or went away: end the stream.
@@ -85,10 +97,49 @@ void ClientStream::OnReadDone(bool ok) {
     case parley::v1::ClientFrame::kAck:
       sink_->OnAckFrame(user_id_, incoming_.ack());
       break;
+    case parley::v1::ClientFrame::kSend:  // handled above
+      break;
     case parley::v1::ClientFrame::FRAME_NOT_SET:
       break;  // an empty or unknown frame is ignored
   }
   if (!finishing_) StartRead(&incoming_);
+}
+
+void ClientStream::OnSendRead() {
+  int64_t user_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Finishing: the send is dropped unanswered, as an unread frame would be.
+    if (finishing_) return;
+    ++sends_in_flight_;
+    user_id = user_id_;
+  }
+  // Outside our lock: the answer may come back at once, and it takes it.
+  // `incoming_` is not read into again before the next StartRead below.
+  sink_->OnSendFrame(user_id, stream_id_, incoming_.send(),
+                     [this](parley::v1::SendResult result) {
+                       OnSendDone(std::move(result));
+                     });
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finishing_) return;
+  if (sends_in_flight_ >= std::max(1, options_.max_sends)) {
+    read_paused_ = true;
+    return;
+  }
+  StartRead(&incoming_);
+}
+
+void ClientStream::OnSendDone(parley::v1::SendResult result) {
+  auto frame = std::make_shared<parley::v1::ServerFrame>();
+  *frame->mutable_send_result() = std::move(result);
+  std::lock_guard<std::mutex> lock(mu_);
+  --sends_in_flight_;
+  PushLocked(std::move(frame));
+  if (read_paused_ && !finishing_) {
+    read_paused_ = false;
+    StartRead(&incoming_);
+  }
+  MaybeFinishLocked();
 }
 
 void ClientStream::Push(std::shared_ptr<const parley::v1::ServerFrame> frame) {
@@ -131,10 +182,7 @@ void ClientStream::OnWriteDone(bool ok) {
     StartWrite(queue_.front().frame.get());
     return;
   }
-  if (finishing_ && !finished_) {
-    finished_ = true;
-    Finish(final_status_);
-  }
+  MaybeFinishLocked();
 }
 
 void ClientStream::OnStallTimeout() {
@@ -182,8 +230,16 @@ void ClientStream::FinishLocked(grpc::Status status) {
           });
     }
   }
+  MaybeFinishLocked();
+}
+
+void ClientStream::MaybeFinishLocked() {
   // While authenticating, the callback still refers to us: it finishes.
-  if (authenticating_ || writing_ || finished_) return;
+  // A send in flight will call back too.
+  if (!finishing_ || authenticating_ || writing_ || sends_in_flight_ > 0 ||
+      finished_) {
+    return;
+  }
   finished_ = true;
   Finish(final_status_);
 }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -25,14 +26,20 @@
 
 namespace parley::gateway {
 
-// What a stream does with the client's typing and ack frames. Calls must
-// not block and must not call back into the stream.
+// What a stream does with the client's typing, ack and send frames. Calls
+// must not block and must not call back into the stream.
 class ClientFrameSink {
  public:
   virtual ~ClientFrameSink() = default;
   virtual void OnTypingFrame(int64_t user_id,
                              const parley::v1::TypingFrame& frame) = 0;
   virtual void OnAckFrame(int64_t user_id, const parley::v1::AckFrame& frame) = 0;
+  // Starts a send that came in on stream `stream_id`; `send` is valid only
+  // during the call. `done` gets the send_result exactly once, on any
+  // thread, perhaps before OnSendFrame returns.
+  virtual void OnSendFrame(int64_t user_id, uint64_t stream_id,
+                           const parley::v1::SendMessageRequest& send,
+                           std::function<void(parley::v1::SendResult)> done) = 0;
 };
 
 struct ClientStreamOptions {
@@ -46,6 +53,9 @@ struct ClientStreamOptions {
   // waits for the client to read (HTTP/2 flow control). One that does not
   // read within this time is cancelled.
   std::chrono::milliseconds stall_timeout{30000};
+  // Send frames of one stream in flight at once; at the limit the stream is
+  // not read until a result goes out (HTTP/2 flow control holds the client).
+  int max_sends = 64;
 };
 
 class ClientStream final
@@ -64,6 +74,7 @@ class ClientStream final
   void Push(std::shared_ptr<const parley::v1::ServerFrame> frame) override;
   void OnRouteReady() override;
   void Close(const grpc::Status& status) override;
+  uint64_t stream_id() const override { return stream_id_; }
 
   // Reactor.
   void OnReadDone(bool ok) override;
@@ -79,6 +90,13 @@ class ClientStream final
   };
 
   void OnAuthenticated(absl::StatusOr<int64_t> user_id);
+  // Hands the send frame just read to the sink and reads on, unless
+  // max_sends are in flight.
+  void OnSendRead();
+  void OnSendDone(parley::v1::SendResult result);
+  // Calls Finish once finishing and nothing (authentication, a write, a
+  // send) still refers to the stream.
+  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Cancels the call if the frame being written still has not gone out.
   void OnStallTimeout();
   void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -90,6 +108,7 @@ class ClientStream final
   ClientFrameSink* const sink_;
   RateLimiter* const connect_limiter_;
   const ClientStreamOptions options_;
+  const uint64_t stream_id_;
   parley::v1::ClientFrame incoming_;
 
   std::mutex mu_;
@@ -97,6 +116,10 @@ class ClientStream final
   bool authenticating_ ABSL_GUARDED_BY(mu_) = true;
   bool registered_ ABSL_GUARDED_BY(mu_) = false;  // in the registry
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  // Sends handed to the sink and not answered yet.
+  int sends_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Reading stopped at max_sends; the next answer resumes it.
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

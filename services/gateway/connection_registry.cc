@@ -99,16 +99,24 @@ void ConnectionRegistry::RequestHeartbeat() {
 }
 
 size_t ConnectionRegistry::Deliver(const internal::Delivery& delivery) {
-  if (delivery.resync_routes()) RequestHeartbeat();
-  if (delivery.recipient_user_ids().empty()) return 0;
-  auto frame = std::make_shared<const parley::v1::ServerFrame>(delivery.frame());
   size_t delivered = 0;
+  for (const internal::Delivery& d : delivery.batch()) {
+    // A batch is one level deep; anything deeper is not ours.
+    if (d.batch_size() == 0) delivered += Deliver(d);
+  }
+  if (delivery.resync_routes()) RequestHeartbeat();
+  if (delivery.recipient_user_ids().empty()) return delivered;
+  const uint64_t skip = delivery.skip_gateway_id() == options_.gateway_id
+                            ? delivery.skip_stream_id()
+                            : 0;
+  auto frame = std::make_shared<const parley::v1::ServerFrame>(delivery.frame());
   for (int64_t uid : delivery.recipient_user_ids()) {
     Shard& shard = ShardFor(uid);
     std::lock_guard<std::mutex> lock(shard.mu);
     auto it = shard.users.find(uid);
     if (it == shard.users.end()) continue;
     for (LocalStream* s : it->second.streams) {
+      if (skip != 0 && s->stream_id() == skip) continue;
       s->Push(frame);
       ++delivered;
     }

@@ -46,6 +46,8 @@ class LocalStream {
   virtual void OnRouteReady() = 0;
   // Ends the stream with `status`; must not block.
   virtual void Close(const grpc::Status& status) = 0;
+  // Unique among this gateway's streams; never 0.
+  virtual uint64_t stream_id() const = 0;
 };
 
 class ConnectionRegistry {
@@ -73,8 +75,9 @@ class ConnectionRegistry {
   // already holds max_streams_per_user streams here.
   absl::Status Add(int64_t user_id, LocalStream* stream);
   void Remove(int64_t user_id, LocalStream* stream);
-  // Pushes the delivery's frame to the local streams of its recipients;
-  // returns how many streams got it.
+  // Pushes the delivery's frame to the local streams of its recipients,
+  // leaving out the stream it names to skip, and does the same for each
+  // delivery of its batch; returns how many streams got a frame.
   size_t Deliver(const ::parley::internal::v1::Delivery& delivery);
   // Re-sends every route to presence soon (presence asked for it).
   void RequestHeartbeat();

@@ -19,12 +19,13 @@ FanoutBatcher::FanoutBatcher(internal::PresenceService::StubInterface* presence,
 
 void FanoutBatcher::Fanout(std::shared_ptr<const parley::v1::ServerFrame> frame,
                            std::vector<int64_t> recipients,
-                           std::optional<internal::TypingStop> typing_stop) {
+                           std::optional<internal::TypingStop> typing_stop,
+                           SkipStream skip) {
   if (recipients.empty()) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    waiting_.push_back(
-        Event{std::move(frame), std::move(recipients), std::move(typing_stop)});
+    waiting_.push_back(Event{std::move(frame), std::move(recipients),
+                             std::move(typing_stop), std::move(skip)});
   }
   Pump();
 }
@@ -101,6 +102,21 @@ void FanoutBatcher::Complete(uint64_t id, Looked looked) {
   }
 }
 
+namespace {
+
+std::shared_ptr<internal::Delivery> MakeDelivery(
+    const parley::v1::ServerFrame& frame, const SkipStream& skip) {
+  auto d = std::make_shared<internal::Delivery>();
+  *d->mutable_frame() = frame;
+  if (skip.stream_id != 0) {
+    d->set_skip_gateway_id(skip.gateway_id);
+    d->set_skip_stream_id(skip.stream_id);
+  }
+  return d;
+}
+
+}  // namespace
+
 void FanoutBatcher::Deliver(std::vector<Event> batch,
                             absl::StatusOr<internal::GetRoutesResponse> routes) {
   if (!routes.ok()) {
@@ -108,10 +124,9 @@ void FanoutBatcher::Deliver(std::vector<Event> batch,
     spdlog::warn("route lookup failed ({}); broadcasting {} events",
                  absl::StatusCodeToString(routes.status().code()), batch.size());
     for (const Event& e : batch) {
-      auto d = std::make_shared<internal::Delivery>();
+      auto d = MakeDelivery(*e.frame, e.skip);
       d->mutable_recipient_user_ids()->Add(e.recipients.begin(),
                                            e.recipients.end());
-      *d->mutable_frame() = *e.frame;
       hub_->Broadcast(std::move(d));
     }
     return;
@@ -131,10 +146,9 @@ void FanoutBatcher::Deliver(std::vector<Event> batch,
     }
     for (int g = 0; g < routes->gateways_size(); ++g) {
       if (per_gateway[g].empty()) continue;
-      auto d = std::make_shared<internal::Delivery>();
+      auto d = MakeDelivery(*e.frame, e.skip);
       d->mutable_recipient_user_ids()->Add(per_gateway[g].begin(),
                                            per_gateway[g].end());
-      *d->mutable_frame() = *e.frame;
       hub_->Push(routes->gateways(g).gateway_id(), std::move(d));
     }
   }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -40,6 +41,13 @@ struct FanoutBatcherOptions {
   size_t max_events = 1024;
 };
 
+// A client stream to leave out of a fan-out: the one a send came in on
+// (see Delivery.skip_stream_id). stream_id 0 leaves out nothing.
+struct SkipStream {
+  std::string gateway_id;
+  uint64_t stream_id = 0;
+};
+
 class FanoutBatcher {
  public:
   // Neither is owned.
@@ -51,13 +59,15 @@ class FanoutBatcher {
   // local recipients. Asynchronous; never blocks.
   void Fanout(std::shared_ptr<const ::parley::v1::ServerFrame> frame,
               std::vector<int64_t> recipients,
-              std::optional<::parley::internal::v1::TypingStop> typing_stop);
+              std::optional<::parley::internal::v1::TypingStop> typing_stop,
+              SkipStream skip = {});
 
  private:
   struct Event {
     std::shared_ptr<const ::parley::v1::ServerFrame> frame;
     std::vector<int64_t> recipients;
     std::optional<::parley::internal::v1::TypingStop> typing_stop;
+    SkipStream skip;
   };
 
   struct Looked {

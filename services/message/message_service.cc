@@ -98,7 +98,10 @@ grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
   CallAsync(storage_->async(), &internal::StorageService::StubInterface::async_interface::AppendMessage,
             std::move(append),
             RemainingOr(ctx->deadline(), options_.storage_timeout),
-            [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
+            [this, reactor, resp,
+             skip = SkipStream{req->origin_gateway_id(),
+                               req->origin_stream_id()}](
+                absl::StatusOr<internal::ChatEventResult> r) mutable {
               if (!r.ok()) {
                 reactor->Finish(ToGrpcStatus(r.status()));
                 return;
@@ -109,7 +112,7 @@ grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
               // and then lost its fan-out (an instance crash). Clients drop
               // an event whose seq they already hold.
               FanoutEvent(r->event(), r->recipient_user_ids(),
-                          /*stop_typing=*/!r->duplicate());
+                          /*stop_typing=*/!r->duplicate(), std::move(skip));
             });
   return reactor;
 }
@@ -250,7 +253,7 @@ grpc::ServerUnaryReactor* MessageServiceImpl::UpdateReceipt(
 void MessageServiceImpl::FanoutEvent(
     const parley::v1::ChatEvent& event,
     const google::protobuf::RepeatedField<int64_t>& recipients,
-    bool stop_typing) {
+    bool stop_typing, SkipStream skip) {
   auto frame = std::make_shared<parley::v1::ServerFrame>();
   *frame->mutable_chat_event() = event;
   std::optional<internal::TypingStop> typing;
@@ -265,7 +268,7 @@ void MessageServiceImpl::FanoutEvent(
   }
   fanout_.Fanout(std::move(frame),
                  std::vector<int64_t>(recipients.begin(), recipients.end()),
-                 std::move(typing));
+                 std::move(typing), std::move(skip));
 }
 
 void MessageServiceImpl::Fanout(

@@ -82,10 +82,11 @@ class MessageServiceImpl final
   void Fanout(std::shared_ptr<const parley::v1::ServerFrame> frame,
               const google::protobuf::RepeatedField<int64_t>& recipients);
   // With `stop_typing`, a message_created event also ends its sender's
-  // typing indicator (best effort).
+  // typing indicator (best effort). `skip` is the client stream the event's
+  // send came in on, which gets the send's result instead.
   void FanoutEvent(const parley::v1::ChatEvent& event,
                    const google::protobuf::RepeatedField<int64_t>& recipients,
-                   bool stop_typing = false);
+                   bool stop_typing = false, SkipStream skip = {});
 
  private:
   // Unless `valid` says otherwise, calls a storage method that appends one

@@ -47,6 +47,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -59,6 +60,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -116,6 +118,7 @@ struct Options {
   std::string pg_url;
   int pgbench_seconds = 10;
   std::string watch;
+  std::string send_via = "stream";
 };
 
 constexpr char kUsage[] =
@@ -145,6 +148,9 @@ constexpr char kUsage[] =
     "  --late_ms MS          a send this far behind its schedule is late\n"
     "                        (default 1000)\n"
     "  --sender_threads N    threads issuing sends (default 2)\n"
+    "  --send_via stream|unary  send on each sender's Connect stream (send\n"
+    "                        frames, answered by send_result) or with the\n"
+    "                        SendMessage call (default stream)\n"
     "  --register_inflight N concurrent Register calls (default 8)\n"
     "  --connect_inflight N  connections: streams opening at once (default "
     "1000)\n"
@@ -206,6 +212,13 @@ bool ParseOptions(int argc, char** argv, Options* o, bool* help) {
       ok = args.Count(1, &o->channels);
     } else if (a == "--max_inflight") {
       ok = args.Count(int64_t{1}, &o->max_inflight);
+    } else if (a == "--send_via") {
+      ok = args.Value("stream or unary", &o->send_via);
+      if (ok && o->send_via != "stream" && o->send_via != "unary") {
+        std::cerr << "error: INVALID_ARGUMENT: --send_via must be stream or "
+                     "unary\n";
+        ok = false;
+      }
     } else if (a == "--sender_threads") {
       ok = args.Count(1, &o->sender_threads);
     } else if (a == "--register_inflight") {
@@ -379,6 +392,9 @@ class StreamSink {
   // `message` is only valid during the call.
   virtual void OnMessage(Stream* stream, const v1::Message& message,
                          Clock::time_point at) = 0;
+  // `result` is only valid during the call.
+  virtual void OnSendResult(const v1::SendResult& result,
+                            Clock::time_point at) = 0;
   virtual void OnStreamDone(Stream* stream, const grpc::Status& status) = 0;
 };
 
@@ -394,6 +410,7 @@ class Stream final
     ctx_.AddMetadata("authorization", bearer);
     stub->async()->Connect(&ctx_, this);
     out_.mutable_ping()->set_nonce(index_ + 1);
+    writing_ = true;
     StartWrite(&out_);
     StartRead(&in_);
     StartCall();
@@ -403,7 +420,32 @@ class Stream final
   int user() const { return user_; }
   bool connected() const { return connected_; }
 
-  void OnWriteDone(bool /*ok*/) override {}
+  // Queues a frame (a send); one write is in flight at a time. False once
+  // the stream is broken.
+  bool Write(v1::ClientFrame frame) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (broken_) return false;
+    if (writing_) {
+      pending_.push_back(std::move(frame));
+      return true;
+    }
+    writing_ = true;
+    out_ = std::move(frame);
+    StartWrite(&out_);
+    return true;
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!ok) broken_ = true;
+    if (!ok || pending_.empty()) {
+      writing_ = false;
+      return;
+    }
+    out_ = std::move(pending_.front());
+    pending_.pop_front();
+    StartWrite(&out_);
+  }
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
     const Clock::time_point now = Clock::now();
@@ -414,10 +456,16 @@ class Stream final
       }
     } else if (in_.has_chat_event() && in_.chat_event().has_message_created()) {
       sink_->OnMessage(this, in_.chat_event().message_created(), now);
+    } else if (in_.has_send_result()) {
+      sink_->OnSendResult(in_.send_result(), now);
     }
     StartRead(&in_);
   }
   void OnDone(const grpc::Status& status) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      broken_ = true;
+    }
     sink_->OnStreamDone(this, status);
   }
 
@@ -426,9 +474,13 @@ class Stream final
   const int index_;
   const int user_;
   grpc::ClientContext ctx_;
-  v1::ClientFrame out_;
   v1::ServerFrame in_;
   bool connected_ = false;
+  std::mutex mu_;
+  v1::ClientFrame out_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::ClientFrame> pending_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Runs task(i, done) for every i in [0, n) with at most `inflight`
@@ -717,9 +769,16 @@ class Bench final : public StreamSink {
   void OnPong(Stream* stream, Clock::time_point at) override;
   void OnMessage(Stream* stream, const v1::Message& message,
                  Clock::time_point at) override;
+  void OnSendResult(const v1::SendResult& result,
+                    Clock::time_point at) override;
   void OnStreamDone(Stream* stream, const grpc::Status& status) override;
 
  private:
+  // The run and slot a client_message_id of this benchmark names, or null.
+  RunState* FindSlot(const std::string& client_message_id, int64_t* k);
+  // Records the answer to slot k's send.
+  static void Answered(RunState* run, int64_t k, grpc::StatusCode code,
+                       Clock::time_point at);
   absl::Status RegisterUsers(int n);
   absl::Status CreateDirectChats();
   absl::Status CreateGroups();
@@ -964,24 +1023,28 @@ void Bench::CloseStreams() {
   }
 }
 
-void Bench::OnMessage(Stream* stream, const v1::Message& message,
-                      Clock::time_point at) {
-  if (message.sender_user_id() == users_[stream->user()].user_id) return;
+RunState* Bench::FindSlot(const std::string& id, int64_t* k) {
   // "<bench id>s<step>-<k>"
-  const std::string& id = message.client_message_id();
   const std::string head = absl::StrCat(bench_id_, "s");
   int step = 0;
-  int64_t k = 0;
   const size_t dash = id.find('-');
   if (!absl::StartsWith(id, head) || dash == std::string::npos ||
       !absl::SimpleAtoi(id.substr(head.size(), dash - head.size()), &step) ||
-      !absl::SimpleAtoi(id.substr(dash + 1), &k) || step < 0 ||
+      !absl::SimpleAtoi(id.substr(dash + 1), k) || step < 0 ||
       step >= run_count_.load(std::memory_order_acquire)) {
-    stray_++;
-    return;
+    return nullptr;
   }
   RunState* run = runs_[step].get();
-  if (k < 0 || k >= run->n) {
+  if (*k < 0 || *k >= run->n) return nullptr;
+  return run;
+}
+
+void Bench::OnMessage(Stream* stream, const v1::Message& message,
+                      Clock::time_point at) {
+  if (message.sender_user_id() == users_[stream->user()].user_id) return;
+  int64_t k = 0;
+  RunState* run = FindSlot(message.client_message_id(), &k);
+  if (run == nullptr) {
     stray_++;
     return;
   }
@@ -1006,15 +1069,67 @@ void Bench::OnMessage(Stream* stream, const v1::Message& message,
   }
 }
 
+void Bench::OnSendResult(const v1::SendResult& result, Clock::time_point at) {
+  int64_t k = 0;
+  RunState* run = FindSlot(result.client_message_id(), &k);
+  if (run == nullptr) {
+    stray_++;
+    return;
+  }
+  // Only a slot still waiting takes an answer (a second one is a bug
+  // that shows as a duplicate).
+  int8_t issued = kIssued;
+  if (!run->slots[k].outcome.compare_exchange_strong(issued, kPending)) {
+    run->duplicates++;
+    return;
+  }
+  Answered(run, k, static_cast<grpc::StatusCode>(result.code()), at);
+}
+
+void Bench::Answered(RunState* run, int64_t k, grpc::StatusCode code,
+                     Clock::time_point at) {
+  Slot& s = run->slots[k];
+  if (code == grpc::StatusCode::OK) {
+    s.ack_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(at - run->t0)
+            .count();
+    s.outcome = kAcked;
+    run->acked++;
+  } else {
+    s.outcome = kFailed;
+    run->failed++;
+    run->errors.Add(code);
+  }
+  run->inflight--;
+}
+
 void Bench::Issue(RunState* run, int64_t k) {
   Slot& slot = run->slots[k];
   const BenchUser& u = users_[slot.sender];
+  const std::string id = absl::StrCat(run->prefix, k);
+  if (o_.send_via == "stream") {
+    v1::ClientFrame frame;
+    v1::SendMessageRequest* req = frame.mutable_send();
+    req->set_chat_id(chats_[slot.chat].chat_id);
+    req->set_client_message_id(id);
+    req->set_text(absl::StrCat("parley-bench message ", id));
+    slot.outcome = kIssued;
+    run->inflight++;
+    run->sent++;
+    // Streams are opened in user order, one per user, before any load.
+    if (!streams_[slot.sender]->Write(std::move(frame))) {
+      int8_t issued = kIssued;
+      if (slot.outcome.compare_exchange_strong(issued, kPending)) {
+        Answered(run, k, grpc::StatusCode::UNAVAILABLE, Clock::now());
+      }
+    }
+    return;
+  }
   using Call = UnaryCall<v1::SendMessageRequest, v1::Message>;
   auto* call = new Call;
   call->ctx.AddMetadata("authorization", u.bearer);
   call->ctx.set_deadline(std::chrono::system_clock::now() + kSendTimeout);
   call->req.set_chat_id(chats_[slot.chat].chat_id);
-  const std::string id = absl::StrCat(run->prefix, k);
   call->req.set_client_message_id(id);
   call->req.set_text(absl::StrCat("parley-bench message ", id));
   slot.outcome = kIssued;
@@ -1022,20 +1137,7 @@ void Bench::Issue(RunState* run, int64_t k) {
   run->sent++;
   chat_[u.channel]->async()->SendMessage(
       &call->ctx, &call->req, &call->resp, [run, k, call](grpc::Status st) {
-        const Clock::time_point now = Clock::now();
-        Slot& s = run->slots[k];
-        if (st.ok()) {
-          s.ack_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         now - run->t0)
-                         .count();
-          s.outcome = kAcked;
-          run->acked++;
-        } else {
-          s.outcome = kFailed;
-          run->failed++;
-          run->errors.Add(st.error_code());
-        }
-        run->inflight--;
+        Answered(run, k, st.error_code(), Clock::now());
         delete call;
       });
 }
@@ -1143,6 +1245,13 @@ StepResult Bench::RunLoad(double rate, int step) {
       Clock::now() + kSendTimeout + std::chrono::seconds(2);
   while (r->inflight > 0 && Clock::now() < calls_end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // A stream send has no deadline of its own: one still unanswered failed.
+  for (int64_t k = 0; k < r->n; ++k) {
+    int8_t issued = kIssued;
+    if (r->slots[k].outcome.compare_exchange_strong(issued, kPending)) {
+      Answered(r, k, grpc::StatusCode::DEADLINE_EXCEEDED, Clock::now());
+    }
   }
   r->finished = true;
   progress.join();
@@ -1339,6 +1448,7 @@ int Bench::RunDirectOrGroup() {
         "%s\n",
         absl::StrCat("{\"scenario\":", JsonString(o_.scenario),
                      ",\"gateway\":", JsonString(o_.gateway),
+                     ",\"send_via\":", JsonString(o_.send_via),
                      ",\"users\":", users, ",\"chats\":", chats_.size(),
                      group ? absl::StrCat(",\"group_size\":", o_.group_size)
                            : std::string(),
@@ -1444,6 +1554,7 @@ int Bench::RunRamp() {
         "%s\n",
         absl::StrCat(
             "{\"scenario\":\"ramp\",\"gateway\":", JsonString(o_.gateway),
+            ",\"send_via\":", JsonString(o_.send_via),
             ",\"users\":", o_.clients,
             absl::StrFormat(",\"max_rate_p99_under_100ms\":%.1f,", best),
             LoadJson(*best_step), PgbenchJson(best_step->persisted_per_s),

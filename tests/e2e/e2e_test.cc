@@ -1,7 +1,9 @@
 // End-to-end tests: PostgreSQL, Redis and the four real binaries (two
 // gateways, two message instances), driven through the public gRPC API.
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -220,6 +222,178 @@ TEST_F(E2eTest, MessageArrivesOnRecipientsStream) {
   EXPECT_EQ(ev->message_created().sender_user_id(), a.user_id);
   // The sender's own devices see it too.
   EXPECT_TRUE(as->WaitForEvent(chat.chat_id(), 1).has_value());
+}
+
+// A send frame on the Connect stream, and its result frame.
+v1::ClientFrame SendFrame(const std::string& chat_id, const std::string& cmid,
+                          const std::string& text) {
+  v1::ClientFrame f;
+  f.mutable_send()->set_chat_id(chat_id);
+  f.mutable_send()->set_client_message_id(cmid);
+  f.mutable_send()->set_text(text);
+  return f;
+}
+
+std::optional<v1::SendResult> WaitForResult(LiveStream* s,
+                                            const std::string& cmid) {
+  auto f = s->WaitFor([&](const v1::ServerFrame& f) {
+    return f.has_send_result() && f.send_result().client_message_id() == cmid;
+  });
+  if (!f) return std::nullopt;
+  return f->send_result();
+}
+
+TEST_F(E2eTest, SendOnTheStreamIsAnsweredThereAndNotEchoedBack) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
+  auto a_phone = Connect(a);
+  auto a_laptop = Connect(a);  // same gateway: the same delivery reaches both
+  auto b_on_1 = Connect(b, /*gateway=*/1);
+  ASSERT_TRUE(a_phone && a_laptop && b_on_1);
+  v1::Chat chat = api_->Direct(a, b);
+
+  ASSERT_TRUE(a_phone->Write(SendFrame(chat.chat_id(), "s1", "over the stream")));
+  auto r = WaitForResult(a_phone.get(), "s1");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code(), 0) << r->error_message();
+  EXPECT_EQ(r->chat_id(), chat.chat_id());
+  EXPECT_EQ(r->message().seq(), 1u);
+  EXPECT_EQ(r->message().text(), "over the stream");
+  EXPECT_EQ(r->message().sender_user_id(), a.user_id);
+  EXPECT_FALSE(r->message().message_id().empty());
+
+  // The recipient, on the other gateway, and the sender's other device get
+  // the event.
+  auto on_b = b_on_1->WaitForEvent(chat.chat_id(), 1);
+  ASSERT_TRUE(on_b.has_value());
+  EXPECT_EQ(on_b->message_created().message_id(), r->message().message_id());
+  ASSERT_TRUE(a_laptop->WaitForEvent(chat.chat_id(), 1).has_value());
+
+  // The sending stream does not: a later event of the chat reaches it, and
+  // nothing of seq 1 came before.
+  api_->Send(b, chat.chat_id(), "reply");
+  bool echoed = false;
+  auto next = a_phone->WaitFor([&](const v1::ServerFrame& f) {
+    if (!f.has_chat_event() || f.chat_event().chat_id() != chat.chat_id()) {
+      return false;
+    }
+    if (f.chat_event().seq() == 1) echoed = true;
+    return f.chat_event().seq() == 2;
+  });
+  ASSERT_TRUE(next.has_value());
+  EXPECT_FALSE(echoed) << "the sending stream got its own message back";
+
+  // A retry of the same send answers with the same message, and stores
+  // nothing new.
+  ASSERT_TRUE(a_phone->Write(SendFrame(chat.chat_id(), "s1", "over the stream")));
+  auto again = WaitForResult(a_phone.get(), "s1");
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->code(), 0);
+  EXPECT_EQ(again->message().message_id(), r->message().message_id());
+  EXPECT_EQ(again->message().seq(), 1u);
+
+  // A unary send by the same user still reaches all of its streams.
+  api_->Send(a, chat.chat_id(), "unary");
+  EXPECT_TRUE(a_phone->WaitForEvent(chat.chat_id(), 3).has_value());
+  EXPECT_TRUE(a_laptop->WaitForEvent(chat.chat_id(), 3).has_value());
+}
+
+TEST_F(E2eTest, SendOnTheStreamReportsErrorsLikeTheCall) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b"),
+           c = api_->NewUser("c");
+  auto as = Connect(a);
+  ASSERT_TRUE(as);
+  v1::Chat theirs = api_->Direct(b, c);
+  v1::Chat mine = api_->Direct(a, b);
+  struct Case {
+    v1::ClientFrame frame;
+    std::string name;
+  };
+  std::vector<Case> cases = {
+      {SendFrame("not-an-id", "e1", "x"), "bad chat_id"},
+      {SendFrame(theirs.chat_id(), "e2", "x"), "not a member"},
+      {SendFrame(mine.chat_id(), "", "x"), "no client_message_id"},
+      {SendFrame(mine.chat_id(), "e4", ""), "no text"},
+      {SendFrame("999999999999", "e5", "x"), "unknown chat"},
+  };
+  for (Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    // What the unary call answers for the same request.
+    v1::Message ignored;
+    const grpc::Status unary =
+        api_->Call(a.token, &Stub::SendMessage, c.frame.send(), &ignored);
+    ASSERT_FALSE(unary.ok());
+    ASSERT_TRUE(as->Write(c.frame));
+    auto f = as->WaitFor([&](const v1::ServerFrame& f) {
+      return f.has_send_result() &&
+             f.send_result().chat_id() == c.frame.send().chat_id() &&
+             f.send_result().client_message_id() ==
+                 c.frame.send().client_message_id();
+    });
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(f->send_result().code(), static_cast<int>(unary.error_code()));
+    EXPECT_EQ(f->send_result().error_message(), unary.error_message());
+    EXPECT_FALSE(f->send_result().has_message());
+  }
+  // The stream goes on working after the errors.
+  ASSERT_TRUE(as->Write(SendFrame(mine.chat_id(), "ok", "fine")));
+  auto r = WaitForResult(as.get(), "ok");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code(), 0);
+  EXPECT_EQ(r->message().seq(), 1u);
+}
+
+TEST_F(E2eTest, BurstOfStreamSendsIsAnsweredInFullAndDeliveredInOrder) {
+  // More sends than the gateway keeps in flight per stream (64): reading
+  // pauses and resumes, and nothing is lost or reordered.
+  constexpr int kSends = 150;  // within the default burst of 200
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
+  auto as = Connect(a);
+  auto bs = Connect(b, /*gateway=*/1);
+  ASSERT_TRUE(as && bs);
+  v1::Chat chat = api_->Direct(a, b);
+  for (int i = 0; i < kSends; ++i) {
+    ASSERT_TRUE(as->Write(SendFrame(chat.chat_id(), absl::StrCat("burst-", i),
+                                    absl::StrCat("m", i))));
+  }
+  // Results may come in any order: collect them all.
+  std::map<std::string, v1::SendResult> results;
+  ASSERT_TRUE(as->WaitFor(
+                    [&](const v1::ServerFrame& f) {
+                      if (f.has_send_result()) {
+                        results[f.send_result().client_message_id()] =
+                            f.send_result();
+                      }
+                      return results.size() == static_cast<size_t>(kSends);
+                    },
+                    std::chrono::seconds(30))
+                  .has_value())
+      << results.size() << " of " << kSends << " answered";
+  std::set<uint64_t> seqs;
+  for (const auto& [cmid, r] : results) {
+    ASSERT_EQ(r.code(), 0) << cmid << ": " << r.error_message();
+    seqs.insert(r.message().seq());
+  }
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(kSends));
+  EXPECT_EQ(*seqs.begin(), 1u);
+  EXPECT_EQ(*seqs.rbegin(), static_cast<uint64_t>(kSends));
+  // The recipient gets every seq exactly once.
+  std::map<uint64_t, int> got;
+  ASSERT_TRUE(bs->WaitFor(
+                    [&](const v1::ServerFrame& f) {
+                      if (f.has_chat_event() &&
+                          f.chat_event().chat_id() == chat.chat_id()) {
+                        got[f.chat_event().seq()] = 1;
+                      }
+                      return got.size() == static_cast<size_t>(kSends);
+                    },
+                    std::chrono::seconds(30))
+                  .has_value())
+      << got.size() << " of " << kSends << " delivered";
+  ASSERT_TRUE(bs->Sync());
+  for (const v1::ServerFrame& f : bs->Drain()) {
+    EXPECT_FALSE(f.has_chat_event()) << "extra event seq "
+                                     << f.chat_event().seq();
+  }
 }
 
 TEST_F(E2eTest, DeliveryCrossesGateways) {

@@ -201,6 +201,39 @@ TEST_F(LimitsTest, SendRateExceededNamesTheDelayAndWaitingItOutWorks) {
   EXPECT_EQ(messages, 5);
 }
 
+TEST_F(LimitsTest, StreamSendsShareTheSendRateLimit) {
+  TestUser a = api0_->NewUser("a"), b = api0_->NewUser("b");
+  v1::Chat chat = api0_->Direct(a, b);
+  auto stream = LiveStream::Open(cluster_->gateway_address(0), a.token);
+  ASSERT_NE(stream, nullptr);
+  // Burst 3: three sends pass, the fourth is refused on the stream with the
+  // delay, and the stream stays open.
+  for (int i = 0; i < 4; ++i) {
+    v1::ClientFrame f;
+    f.mutable_send()->set_chat_id(chat.chat_id());
+    f.mutable_send()->set_client_message_id(absl::StrCat("rl-", i));
+    f.mutable_send()->set_text("hi");
+    ASSERT_TRUE(stream->Write(f));
+    auto r = stream->WaitFor([&](const v1::ServerFrame& f) {
+      return f.has_send_result() &&
+             f.send_result().client_message_id() == absl::StrCat("rl-", i);
+    });
+    ASSERT_TRUE(r.has_value()) << i;
+    if (i < 3) {
+      EXPECT_EQ(r->send_result().code(), 0)
+          << i << ": " << r->send_result().error_message();
+      continue;
+    }
+    EXPECT_EQ(r->send_result().code(),
+              static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+    EXPECT_THAT(r->send_result().error_message(),
+                HasSubstr("send rate exceeded"));
+    EXPECT_GT(r->send_result().retry_after_ms(), 0);
+    EXPECT_LE(r->send_result().retry_after_ms(), 500);
+  }
+  EXPECT_TRUE(stream->Sync());
+}
+
 TEST_F(LimitsTest, TypingIsRateLimited) {
   TestUser a = api0_->NewUser("a"), b = api0_->NewUser("b");
   v1::Chat chat = api0_->Direct(a, b);

@@ -207,6 +207,11 @@ std::vector<v1::ServerFrame> LiveStream::Drain() {
   return out;
 }
 
+bool LiveStream::Write(const v1::ClientFrame& frame) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return stream_->Write(frame);
+}
+
 bool LiveStream::Sync(std::chrono::milliseconds timeout) {
   int64_t nonce;
   {

@@ -109,6 +109,8 @@ class LiveStream {
       std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // Frames received and not yet consumed.
   std::vector<v1::ServerFrame> Drain();
+  // Writes a frame (e.g. a send); false once the stream is broken.
+  bool Write(const v1::ClientFrame& frame);
   // Round trip of a ping: every frame sent before it has been received.
   bool Sync(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // Final status once the stream has ended.
