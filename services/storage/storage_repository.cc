@@ -1084,30 +1084,17 @@ StorageRepository::AppendMessages(
       }
       if (accepted.empty()) return absl::OkStatus();
 
-      // 3. Take the seqs: one bump per chat, handed out in request order.
-      std::vector<int64_t> bump_chats, bump_counts;
-      for (const auto& [chat, count] : per_chat) {
-        bump_chats.push_back(chat);
-        bump_counts.push_back(count);
-      }
-      std::map<int64_t, int64_t> next_seq;
-      for (const auto& row : tx.exec_params(
-               "UPDATE chats c SET last_seq = c.last_seq + n.k, "
-               "last_event_time = now() "
-               "FROM unnest($1::bigint[], $2::bigint[]) AS n(chat_id, k) "
-               "WHERE c.chat_id = n.chat_id RETURNING c.chat_id, c.last_seq",
-               IdArray(bump_chats), IdArray(bump_counts))) {
-        const int64_t chat = row[0].as<int64_t>();
-        next_seq[chat] = row[1].as<int64_t>() - per_chat[chat] + 1;
-      }
-      std::vector<int64_t> ids, chats, seqs, senders, files_col, replies;
+      // 3. One statement takes the seqs (one bump per chat, handed out in
+      // request order) and writes every message and its event.
+      std::map<int64_t, int64_t> per_chat_pos;  // chat -> messages so far
+      std::vector<int64_t> ids, chats, positions, senders, files_col, replies;
       std::vector<std::string> keys, hash_hex, texts;
       std::map<int64_t, size_t> by_message_id;
       for (size_t i : accepted) {
         const iv1::AppendMessageRequest& r = *reqs[i];
         ids.push_back(r.message_id());
         chats.push_back(r.chat_id());
-        seqs.push_back(next_seq[r.chat_id()]++);
+        positions.push_back(++per_chat_pos[r.chat_id()]);
         senders.push_back(r.sender_user_id());
         keys.push_back(r.client_message_id());
         hash_hex.push_back(absl::BytesToHexString(hashes[i]));
@@ -1116,38 +1103,45 @@ StorageRepository::AppendMessages(
         replies.push_back(r.reply_to_message_id());
         by_message_id[r.message_id()] = i;
       }
-
-      // 4. The rows: every message and its event, two statements in all.
+      std::vector<int64_t> bump_chats, bump_counts;
+      for (const auto& [chat, count] : per_chat) {
+        bump_chats.push_back(chat);
+        bump_counts.push_back(count);
+      }
+      // Columns: kMessageColumns, then the event's create_time.
+      constexpr int kEventTimeColumn = 11;
       const pqxx::result inserted = tx.exec_params(
           absl::StrCat(
-              "INSERT INTO messages AS m (message_id, chat_id, seq, sender_id, "
-              "client_message_id, content_hash, text, file_id, "
+              "WITH bump AS (UPDATE chats c SET last_seq = c.last_seq + n.k, "
+              "last_event_time = now() "
+              "FROM unnest($1::bigint[], $2::bigint[]) AS n(chat_id, k) "
+              "WHERE c.chat_id = n.chat_id "
+              "RETURNING c.chat_id, c.last_seq - n.k AS base), "
+              "ins AS (INSERT INTO messages AS m (message_id, chat_id, seq, "
+              "sender_id, client_message_id, content_hash, text, file_id, "
               "reply_to_message_id) "
-              "SELECT t.id, t.chat, t.seq, t.sender, t.cmid, "
+              "SELECT t.id, t.chat, b.base + t.pos, t.sender, t.cmid, "
               "decode(t.hash, 'hex'), t.body, NULLIF(t.file, 0), "
-              "NULLIF(t.reply, 0) FROM unnest($1::bigint[], $2::bigint[], "
-              "$3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], "
-              "$8::bigint[], $9::bigint[]) "
-              "AS t(id, chat, seq, sender, cmid, hash, body, file, reply) "
+              "NULLIF(t.reply, 0) FROM unnest($3::bigint[], $4::bigint[], "
+              "$5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], "
+              "$10::bigint[], $11::bigint[]) "
+              "AS t(id, chat, pos, sender, cmid, hash, body, file, reply) "
+              "JOIN bump b ON b.chat_id = t.chat "
               "ON CONFLICT (sender_id, client_message_id) DO NOTHING "
               "RETURNING ",
-              kMessageColumns),
-          IdArray(ids), IdArray(chats), IdArray(seqs), IdArray(senders),
+              kMessageColumns,
+              "), ev AS (INSERT INTO chat_events (chat_id, seq, kind, "
+              "message_id) SELECT ins.chat_id, ins.seq, $12::smallint, "
+              "ins.message_id FROM ins "
+              "RETURNING message_id, " PARLEY_US("create_time") " AS t) "
+              "SELECT ins.*, ev.t FROM ins JOIN ev USING (message_id)"),
+          IdArray(bump_chats), IdArray(bump_counts), IdArray(ids),
+          IdArray(chats), IdArray(positions), IdArray(senders),
           TextArray(keys), TextArray(hash_hex), TextArray(texts),
-          IdArray(files_col), IdArray(replies));
+          IdArray(files_col), IdArray(replies), kEventMessageCreated);
       if (inserted.size() != accepted.size()) {
         raced = true;
         return absl::AbortedError("client_message_id: concurrent retry");
-      }
-      const pqxx::result events = tx.exec_params(
-          "INSERT INTO chat_events (chat_id, seq, kind, message_id) "
-          "SELECT t.chat, t.seq, $4::smallint, t.id "
-          "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
-          "AS t(chat, seq, id) RETURNING message_id, " PARLEY_US("create_time"),
-          IdArray(chats), IdArray(seqs), IdArray(ids), kEventMessageCreated);
-      std::map<int64_t, int64_t> event_time;
-      for (const auto& row : events) {
-        event_time[row[0].as<int64_t>()] = row[1].as<int64_t>();
       }
       std::vector<pv1::Message*> with_files;
       for (const auto& row : inserted) {
@@ -1159,7 +1153,7 @@ StorageRepository::AppendMessages(
         event->set_chat_id(event->message_created().chat_id());
         event->set_seq(event->message_created().seq());
         *event->mutable_create_time() =
-            TimestampFromUs(event_time.at(message_id));
+            TimestampFromUs(row[kEventTimeColumn].as<int64_t>());
         const int64_t chat_id = reqs[i]->chat_id();
         for (int64_t id : members[chat_id]) result.add_recipient_user_ids(id);
         result.mutable_chat()->set_chat_id(FormatId(chat_id));
