@@ -176,9 +176,11 @@ int main(int argc, char** argv) {
                                             &registry);
   parley::gateway::PushSubscriber presence_events(
       "presence " + o.presence_addr,
-      [stub = presence.get()](grpc::ClientContext* ctx,
-                              const parley::internal::v1::SubscribeRequest& req) {
-        return stub->Subscribe(ctx, req);
+      [stub = presence.get()](
+          grpc::ClientContext* ctx,
+          const parley::internal::v1::SubscribeRequest* req,
+          grpc::ClientReadReactor<parley::internal::v1::Delivery>* reactor) {
+        stub->async()->Subscribe(ctx, req, reactor);
       },
       &registry);
   parley::ThreadPool hash_pool("pwhash", o.password_hash_threads, 1024);

@@ -17,8 +17,9 @@ MessageBackends::MessageBackends(const std::vector<std::string>& addresses,
     internal::MessageService::Stub* stub = inst->stub.get();
     inst->subscriber = std::make_unique<PushSubscriber>(
         "message " + a,
-        [stub](grpc::ClientContext* ctx, const internal::SubscribeRequest& req) {
-          return stub->Subscribe(ctx, req);
+        [stub](grpc::ClientContext* ctx, const internal::SubscribeRequest* req,
+               grpc::ClientReadReactor<internal::Delivery>* reactor) {
+          stub->async()->Subscribe(ctx, req, reactor);
         },
         registry);
     instances_.push_back(std::move(inst));

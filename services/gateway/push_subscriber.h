@@ -1,10 +1,13 @@
 // Holds one Subscribe stream open to one upstream instance (a message or the
 // presence service), reconnecting with jittered backoff, and hands each
-// Delivery to the registry.
+// Delivery to the registry. The stream is a callback reactor: deliveries are
+// handed over on gRPC's thread as they are read, with no thread of ours in
+// between; a thread of ours only waits out each stream and the backoff.
 //
 //   PushSubscriber sub("presence 10.0.0.7:50053",
-//       [stub](grpc::ClientContext* ctx, const SubscribeRequest& req) {
-//         return stub->Subscribe(ctx, req);
+//       [stub](grpc::ClientContext* ctx, const SubscribeRequest* req,
+//              grpc::ClientReadReactor<Delivery>* reactor) {
+//         stub->async()->Subscribe(ctx, req, reactor);
 //       }, &registry);
 //   sub.Start();
 #ifndef PARLEY_SERVICES_GATEWAY_PUSH_SUBSCRIBER_H_
@@ -28,9 +31,10 @@ namespace parley::gateway {
 
 class PushSubscriber {
  public:
-  using OpenFn = std::function<
-      std::unique_ptr<grpc::ClientReaderInterface<::parley::internal::v1::Delivery>>(
-          grpc::ClientContext*, const ::parley::internal::v1::SubscribeRequest&)>;
+  // Starts the Subscribe call on `reactor` (which then calls StartCall).
+  using OpenFn = std::function<void(
+      grpc::ClientContext*, const ::parley::internal::v1::SubscribeRequest*,
+      grpc::ClientReadReactor<::parley::internal::v1::Delivery>*)>;
 
   PushSubscriber(std::string name, OpenFn open, ConnectionRegistry* registry);
   ~PushSubscriber();
@@ -41,6 +45,7 @@ class PushSubscriber {
   bool live() const { return live_.load(); }
 
  private:
+  class Stream;
   void Run();
 
   const std::string name_;
