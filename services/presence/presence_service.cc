@@ -77,15 +77,33 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::GetRoutes(
     internal::GetRoutesResponse* resp) {
   return FinishOnPool(ctx, pool_, [this, req, resp]() -> absl::Status {
     if (auto s = CheckUsers(req->user_ids_size()); !s.ok()) return s;
-    auto routes = routes_->Lookup(
-        std::vector<int64_t>(req->user_ids().begin(), req->user_ids().end()));
-    if (!routes.ok()) return routes.status();
-    for (auto& [gateway, users] : *routes) {
+    // The senders' typing indicators end in the same round trip.
+    std::vector<const internal::TypingStop*> stops;
+    std::vector<std::pair<int64_t, int64_t>> keys;
+    for (const auto& t : req->typing_stops()) {
+      if (t.chat_id() <= 0 || t.user_id() <= 0 ||
+          t.member_user_ids_size() > kMaxUsersPerCall) {
+        continue;
+      }
+      stops.push_back(&t);
+      keys.emplace_back(t.chat_id(), t.user_id());
+    }
+    auto found = routes_->LookupAndClearTyping(
+        std::vector<int64_t>(req->user_ids().begin(), req->user_ids().end()),
+        keys);
+    if (!found.ok()) return found.status();
+    for (auto& [gateway, users] : found->routes) {
       auto* g = resp->add_gateways();
       g->set_gateway_id(gateway);
       g->mutable_user_ids()->Add(users.begin(), users.end());
     }
-    if (req->typing_stops_size() > 0) StopTyping(req->typing_stops());
+    for (size_t k = 0; k < found->typing_cleared.size(); ++k) {
+      if (!found->typing_cleared[k]) continue;
+      const internal::TypingStop& t = *stops[k];
+      events_->OnTyping(t.chat_id(), t.user_id(), false,
+                        std::vector<int64_t>(t.member_user_ids().begin(),
+                                             t.member_user_ids().end()));
+    }
     return absl::OkStatus();
   });
 }
@@ -134,33 +152,6 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::SetTyping(
     }
     return absl::OkStatus();
   });
-}
-
-void PresenceServiceImpl::StopTyping(
-    const google::protobuf::RepeatedPtrField<internal::TypingStop>& stops) {
-  std::vector<const internal::TypingStop*> valid;
-  std::vector<std::pair<int64_t, int64_t>> keys;
-  for (const auto& t : stops) {
-    if (t.chat_id() <= 0 || t.user_id() <= 0 ||
-        t.member_user_ids_size() > kMaxUsersPerCall) {
-      continue;
-    }
-    valid.push_back(&t);
-    keys.emplace_back(t.chat_id(), t.user_id());
-  }
-  auto cleared = routes_->ClearTyping(keys);
-  if (!cleared.ok()) {
-    spdlog::debug("ending typing indicators failed: {}",
-                  cleared.status().ToString());
-    return;
-  }
-  for (size_t k = 0; k < valid.size(); ++k) {
-    if (!(*cleared)[k]) continue;
-    const internal::TypingStop& t = *valid[k];
-    events_->OnTyping(t.chat_id(), t.user_id(), false,
-                      std::vector<int64_t>(t.member_user_ids().begin(),
-                                           t.member_user_ids().end()));
-  }
 }
 
 grpc::ServerWriteReactor<internal::Delivery>* PresenceServiceImpl::Subscribe(

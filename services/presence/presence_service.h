@@ -43,10 +43,6 @@ class PresenceServiceImpl final
       const internal::SubscribeRequest* req) override;
 
  private:
-  // Ends typing indicators named by a GetRoutes call (best effort).
-  void StopTyping(
-      const google::protobuf::RepeatedPtrField<internal::TypingStop>& stops);
-
   RouteStore* routes_;
   LiveEvents* events_;
   FanoutHub* hub_;

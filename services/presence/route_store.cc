@@ -216,20 +216,39 @@ absl::Status RouteStore::Heartbeat(const std::string& gateway_id,
 
 absl::StatusOr<std::map<std::string, std::vector<int64_t>>> RouteStore::Lookup(
     const std::vector<int64_t>& user_ids) {
-  std::map<std::string, std::vector<int64_t>> out;
-  if (user_ids.empty()) return out;
+  auto both = LookupAndClearTyping(user_ids, {});
+  if (!both.ok()) return both.status();
+  return std::move(both->routes);
+}
+
+absl::StatusOr<RouteStore::RoutesAndTyping> RouteStore::LookupAndClearTyping(
+    const std::vector<int64_t>& user_ids,
+    const std::vector<std::pair<int64_t, int64_t>>& chat_users) {
+  RoutesAndTyping out;
+  if (user_ids.empty() && chat_users.empty()) return out;
   const std::string now = absl::StrCat(Now());
   std::vector<std::vector<std::string>> commands;
-  commands.reserve(user_ids.size());
+  commands.reserve(user_ids.size() + chat_users.size());
   for (int64_t uid : user_ids) {
     commands.push_back({"ZRANGEBYSCORE", RoutesKey(uid), now, "+inf"});
+  }
+  for (const auto& [chat, user] : chat_users) {
+    commands.push_back({"DEL", TypingKey(chat, user)});
   }
   auto replies = redis_->Pipeline(commands);
   if (!replies.ok()) return replies.status();
   for (size_t i = 0; i < user_ids.size(); ++i) {
     const RedisReply& r = (*replies)[i];
     if (auto s = ReplyError(r); !s.ok()) return s;
-    for (const auto& gw : r.elements) out[gw.str].push_back(user_ids[i]);
+    for (const auto& gw : r.elements) out.routes[gw.str].push_back(user_ids[i]);
+  }
+  for (size_t k = 0; k < chat_users.size(); ++k) {
+    const RedisReply& r = (*replies)[user_ids.size() + k];
+    if (!ReplyError(r).ok()) {
+      out.typing_cleared.clear();
+      break;
+    }
+    out.typing_cleared.push_back(r.integer == 1);
   }
   return out;
 }

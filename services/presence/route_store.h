@@ -87,6 +87,16 @@ class RouteStore {
   // Live routes grouped by gateway id.
   absl::StatusOr<std::map<std::string, std::vector<int64_t>>> Lookup(
       const std::vector<int64_t>& user_ids);
+  struct RoutesAndTyping {
+    std::map<std::string, std::vector<int64_t>> routes;
+    // Per (chat, user) pair, true when its indicator was on; empty when
+    // clearing failed (best effort: the routes still count).
+    std::vector<bool> typing_cleared;
+  };
+  // Lookup and ClearTyping together, in one round trip.
+  absl::StatusOr<RoutesAndTyping> LookupAndClearTyping(
+      const std::vector<int64_t>& user_ids,
+      const std::vector<std::pair<int64_t, int64_t>>& chat_users);
   absl::StatusOr<std::vector<UserPresence>> GetPresence(
       const std::vector<int64_t>& user_ids);
 

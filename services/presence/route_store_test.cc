@@ -181,6 +181,24 @@ TEST_F(RouteStoreTest, HeartbeatRefreshesAndRecreatesRoutes) {
   EXPECT_EQ(store_->Lookup({21})->size(), 1u);
 }
 
+TEST_F(RouteStoreTest, LookupAndClearTypingDoBothInOneCall) {
+  ASSERT_TRUE(store_->Register("gw-a", 41).ok());
+  ASSERT_TRUE(store_->Register("gw-b", 42).ok());
+  ASSERT_TRUE(*store_->SetTyping(/*chat_id=*/5, /*user_id=*/41, true));
+  auto both = store_->LookupAndClearTyping({41, 42, 43}, {{5, 41}, {5, 42}});
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_THAT(both->routes, UnorderedElementsAre(Pair("gw-a", ElementsAre(41)),
+                                                 Pair("gw-b", ElementsAre(42))));
+  // Only 41 was typing; now nobody is.
+  EXPECT_THAT(both->typing_cleared, ElementsAre(true, false));
+  auto again = store_->LookupAndClearTyping({41}, {{5, 41}});
+  ASSERT_TRUE(again.ok());
+  EXPECT_THAT(again->typing_cleared, ElementsAre(false));
+  // Typing alone, and routes alone.
+  EXPECT_TRUE(store_->LookupAndClearTyping({}, {{5, 41}})->routes.empty());
+  EXPECT_TRUE(store_->LookupAndClearTyping({41}, {})->typing_cleared.empty());
+}
+
 TEST_F(RouteStoreTest, RedisDownIsUnavailableAndRecovers) {
   ASSERT_TRUE(store_->Register("gw-a", 31).ok());
   redis_server_->Stop();
