@@ -1,3 +1,5 @@
+// Named *OverGrpc*: in-process gRPC servers stay out of the TSan run (see
+// scripts/test).
 #include "common/fanout_hub.h"
 
 #include <grpcpp/grpcpp.h>
@@ -50,7 +52,7 @@ std::shared_ptr<internal::Delivery> Numbered(int64_t n) {
   return d;
 }
 
-TEST(FanoutHubTest, QueuedDeliveriesShareFramesAndKeepTheirOrder) {
+TEST(FanoutHubOverGrpcTest, QueuedDeliveriesShareFramesAndKeepTheirOrder) {
   FanoutHub hub(/*max_queue=*/100000);
   HubServer server(&hub);
   auto stub = internal::MessageService::NewStub(grpc::CreateChannel(
@@ -93,7 +95,7 @@ TEST(FanoutHubTest, QueuedDeliveriesShareFramesAndKeepTheirOrder) {
   ctx.TryCancel();
 }
 
-TEST(FanoutHubTest, ABatchStaysUnderOneMebibyte) {
+TEST(FanoutHubOverGrpcTest, ABatchStaysUnderOneMebibyte) {
   FanoutHub hub(/*max_queue=*/1000);
   HubServer server(&hub);
   auto stub = internal::MessageService::NewStub(grpc::CreateChannel(
