@@ -39,9 +39,14 @@ grpc::Status ToGrpcStatus(const absl::Status& status,
 
 absl::Status RateLimitedError(absl::string_view what,
                               std::chrono::milliseconds retry_after) {
+  return OverloadedError(absl::StrCat(what, " rate exceeded"), retry_after);
+}
+
+absl::Status OverloadedError(absl::string_view what,
+                             std::chrono::milliseconds retry_after) {
   const std::string ms = absl::StrCat(retry_after.count());
   absl::Status s = absl::ResourceExhaustedError(
-      absl::StrCat(what, " rate exceeded; retry after ", ms, " ms"));
+      absl::StrCat(what, "; retry after ", ms, " ms"));
   s.SetPayload(kRetryAfterPayload, absl::Cord(ms));
   return s;
 }

@@ -41,7 +41,11 @@ grpc::Status ToGrpcStatus(const absl::Status& status,
 // for ToGrpcStatus(status, ctx) to send as `retry-after-ms`.
 absl::Status RateLimitedError(absl::string_view what,
                               std::chrono::milliseconds retry_after);
-// The retry delay a status from RateLimitedError carries.
+// RESOURCE_EXHAUSTED "<what>; retry after N ms" for a server shedding load,
+// carrying N the same way as RateLimitedError.
+absl::Status OverloadedError(absl::string_view what,
+                             std::chrono::milliseconds retry_after);
+// The retry delay a status from RateLimitedError or OverloadedError carries.
 std::optional<std::chrono::milliseconds> RetryAfter(const absl::Status& status);
 // The `retry-after-ms` trailer of a finished client call, if any.
 std::optional<std::chrono::milliseconds> RetryAfter(

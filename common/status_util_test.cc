@@ -41,5 +41,14 @@ TEST(StatusUtilTest, RateLimitedErrorCarriesItsDelay) {
   EXPECT_EQ(g.error_message(), "send rate exceeded; retry after 120 ms");
 }
 
+TEST(StatusUtilTest, OverloadedErrorCarriesItsDelay) {
+  const absl::Status s = OverloadedError("gateway overloaded",
+                                         std::chrono::milliseconds(100));
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(s.message(), "gateway overloaded; retry after 100 ms");
+  ASSERT_TRUE(RetryAfter(s).has_value());
+  EXPECT_EQ(*RetryAfter(s), std::chrono::milliseconds(100));
+}
+
 }  // namespace
 }  // namespace parley

@@ -246,6 +246,21 @@ void ChatServiceImpl::Send(
     int64_t user, const v1::SendMessageRequest& req, uint64_t stream_id,
     std::chrono::milliseconds timeout,
     std::function<void(absl::StatusOr<v1::Message>)> done) {
+  // Load shedding: past the budget, refuse now instead of queueing.
+  if (options_.max_inflight_sends > 0 &&
+      sends_in_flight_.fetch_add(1, std::memory_order_relaxed) >=
+          options_.max_inflight_sends) {
+    sends_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    return done(OverloadedError(
+        "gateway overloaded: too many sends in flight",
+        std::chrono::milliseconds(100)));
+  }
+  if (options_.max_inflight_sends > 0) {
+    done = [this, done = std::move(done)](absl::StatusOr<v1::Message> m) {
+      sends_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+      done(std::move(m));
+    };
+  }
   auto chat = ParseId("chat_id", req.chat_id());
   if (!chat.ok()) return done(chat.status());
   auto reply_to =

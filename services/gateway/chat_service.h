@@ -4,6 +4,7 @@
 #ifndef PARLEY_SERVICES_GATEWAY_CHAT_SERVICE_H_
 #define PARLEY_SERVICES_GATEWAY_CHAT_SERVICE_H_
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 
@@ -36,6 +37,11 @@ struct ChatOptions {
   // Event writes: SendMessage, EditMessage, DeleteMessage, AddReaction,
   // RemoveReaction, AddMembers, RemoveMember share one bucket per user.
   RateLimit writes{20, 200};
+  // Sends (unary and stream) this gateway has in flight at once, all users
+  // together; beyond it a send is refused at once with RESOURCE_EXHAUSTED
+  // and a retry delay, so that an overloaded cluster answers quickly rather
+  // than queueing for seconds. 0: no limit.
+  int max_inflight_sends = 1024;
   // SetTyping and the stream's typing frames.
   RateLimit typing{5, 30};
   // MarkRead and the stream's ack frames.
@@ -164,6 +170,7 @@ class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
   RateLimiter typing_limiter_;
   RateLimiter receipt_limiter_;
   RateLimiter connect_limiter_;
+  std::atomic<int> sends_in_flight_{0};
 };
 
 }  // namespace parley::gateway

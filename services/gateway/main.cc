@@ -56,6 +56,10 @@ ABSL_FLAG(int64_t, stream_queue_bytes, 4 << 20,
 ABSL_FLAG(int, stream_stall_timeout_ms, 30000,
           "How long a disconnected slow client may take to read the frame "
           "in flight (and so its status) before its stream is cancelled.");
+ABSL_FLAG(int, max_inflight_sends, 1024,
+          "Sends this gateway has in flight at once, all users together; "
+          "beyond it a send is refused with RESOURCE_EXHAUSTED and a retry "
+          "delay. 0: no limit.");
 ABSL_FLAG(int, max_stream_sends, 64,
           "Send frames of one Connect stream in flight at once; beyond it "
           "the stream is not read until a result goes out.");
@@ -133,6 +137,7 @@ Options ReadFlags() {
   o.chat.stream.stall_timeout =
       std::chrono::milliseconds(absl::GetFlag(FLAGS_stream_stall_timeout_ms));
   o.chat.stream.max_sends = absl::GetFlag(FLAGS_max_stream_sends);
+  o.chat.max_inflight_sends = absl::GetFlag(FLAGS_max_inflight_sends);
   o.max_streams_per_user = absl::GetFlag(FLAGS_max_streams_per_user);
   o.chat.writes = {absl::GetFlag(FLAGS_write_rate),
                    absl::GetFlag(FLAGS_write_burst)};

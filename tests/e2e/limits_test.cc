@@ -35,7 +35,7 @@ class LimitsTest : public testing::SharedClusterTest {
  protected:
   static void SetUpTestSuite() {
     testing::Cluster::Options options;
-    options.gateways = 2;
+    options.gateways = 3;
     options.max_group_members = kMaxGroupMembers;
     options.extra_flags["gateway0"] = {
         "--write_rate=2",          "--write_burst=3",
@@ -47,6 +47,9 @@ class LimitsTest : public testing::SharedClusterTest {
     // reads its status rather than being cancelled.
     options.extra_flags["gateway1"] = {"--write_rate=0",
                                        "--stream_stall_timeout_ms=120000"};
+    // One send in flight at a time: the load-shedding budget.
+    options.extra_flags["gateway2"] = {"--write_rate=0",
+                                       "--max_inflight_sends=1"};
     StartCluster(options);
   }
   void SetUp() override {
@@ -232,6 +235,51 @@ TEST_F(LimitsTest, StreamSendsShareTheSendRateLimit) {
     EXPECT_LE(r->send_result().retry_after_ms(), 500);
   }
   EXPECT_TRUE(stream->Sync());
+}
+
+TEST_F(LimitsTest, SendsOverTheGatewayBudgetAreShedAtOnce) {
+  // A burst of stream sends to a gateway that keeps one in flight: each is
+  // answered, either stored or refused with the retry delay; none waits.
+  Api api2(cluster_->gateway_address(2));
+  TestUser a = api2.NewUser("a"), b = api2.NewUser("b");
+  v1::Chat chat = api2.Direct(a, b);
+  auto stream = LiveStream::Open(cluster_->gateway_address(2), a.token);
+  ASSERT_NE(stream, nullptr);
+  constexpr int kSends = 30;
+  for (int i = 0; i < kSends; ++i) {
+    v1::ClientFrame f;
+    f.mutable_send()->set_chat_id(chat.chat_id());
+    f.mutable_send()->set_client_message_id(absl::StrCat("shed-", i));
+    f.mutable_send()->set_text("hi");
+    ASSERT_TRUE(stream->Write(f));
+  }
+  int stored = 0, shed = 0, answered = 0;
+  ASSERT_TRUE(stream
+                  ->WaitFor([&](const v1::ServerFrame& f) {
+                    if (!f.has_send_result()) return false;
+                    const v1::SendResult& r = f.send_result();
+                    ++answered;
+                    if (r.code() == 0) {
+                      ++stored;
+                    } else {
+                      EXPECT_EQ(r.code(), static_cast<int>(
+                                              grpc::StatusCode::RESOURCE_EXHAUSTED))
+                          << r.error_message();
+                      EXPECT_THAT(r.error_message(),
+                                  HasSubstr("gateway overloaded"));
+                      EXPECT_EQ(r.retry_after_ms(), 100);
+                      ++shed;
+                    }
+                    return answered == kSends;
+                  })
+                  .has_value())
+      << answered << " of " << kSends << " answered";
+  EXPECT_GT(stored, 0);
+  EXPECT_GT(shed, 0) << "a burst of " << kSends
+                     << " sends never went over a budget of one";
+  // The budget frees up again: a unary send afterwards goes through.
+  Outcome later = Send(&api2, a, chat.chat_id(), "after the burst");
+  EXPECT_TRUE(later.status.ok()) << later.status.error_message();
 }
 
 TEST_F(LimitsTest, TypingIsRateLimited) {
