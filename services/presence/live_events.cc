@@ -103,15 +103,23 @@ void LiveEvents::AnnounceOffline(int64_t user_id, int64_t last_seen_ms) {
   req.add_user_ids(user_id);
   *req.mutable_last_seen_time() =
       TimeUtil::MillisecondsToTimestamp(last_seen_ms);
-  CallAsync(storage_->async(),
-            &internal::StorageService::StubInterface::async_interface::RecordLastSeen,
+  const bool queued = storage_calls_.Run(
+      [this, req = std::move(req)](std::function<void()> done) mutable {
+        CallAsync(
+            storage_->async(),
+            &internal::StorageService::StubInterface::async_interface::
+                RecordLastSeen,
             std::move(req), options_.storage_timeout,
-            [](absl::StatusOr<internal::RecordLastSeenResponse> r) {
+            [done = std::move(done)](
+                absl::StatusOr<internal::RecordLastSeenResponse> r) {
               if (!r.ok()) {
                 spdlog::warn("recording last-seen failed: {}",
                              r.status().ToString());
               }
+              done();
             });
+      });
+  if (!queued) spdlog::warn("too many storage calls waiting; last-seen dropped");
   PushPresence(user_id, /*online=*/false, last_seen_ms);
 }
 
@@ -119,29 +127,38 @@ void LiveEvents::PushPresence(int64_t user_id, bool online,
                               int64_t last_seen_ms) {
   internal::ListContactsRequest req;
   req.set_user_id(user_id);
-  CallAsync(
-      storage_->async(),
-      &internal::StorageService::StubInterface::async_interface::ListContacts,
-      std::move(req), options_.storage_timeout,
-      [this, user_id, online,
-       last_seen_ms](absl::StatusOr<internal::ListContactsResponse> contacts) {
-        if (!contacts.ok()) {
-          spdlog::warn("listing contacts failed: {}",
-                       contacts.status().ToString());
-          return;
-        }
-        if (contacts->user_ids_size() == 0) return;
-        auto frame = std::make_shared<parley::v1::ServerFrame>();
-        auto* p = frame->mutable_presence();
-        p->set_user_id(FormatId(user_id));
-        p->set_online(online);
-        *p->mutable_last_seen_time() =
-            TimeUtil::MillisecondsToTimestamp(last_seen_ms);
-        auto recipients = std::make_shared<std::vector<int64_t>>(
-            contacts->user_ids().begin(), contacts->user_ids().end());
-        // Route lookups block on Redis: not on a gRPC thread.
-        pool_->TrySubmit([this, frame, recipients] { Push(*frame, *recipients); });
-      });
+  // Bounded: a burst of connects or disconnects must not land on storage
+  // all at once (it answers "overloaded" to everyone past its queue).
+  const bool queued = storage_calls_.Run([this, user_id, online, last_seen_ms,
+                                          req = std::move(req)](
+                                             std::function<void()> done) mutable {
+    CallAsync(
+        storage_->async(),
+        &internal::StorageService::StubInterface::async_interface::ListContacts,
+        std::move(req), options_.storage_timeout,
+        [this, user_id, online, last_seen_ms, done = std::move(done)](
+            absl::StatusOr<internal::ListContactsResponse> contacts) {
+          done();
+          if (!contacts.ok()) {
+            spdlog::warn("listing contacts failed: {}",
+                         contacts.status().ToString());
+            return;
+          }
+          if (contacts->user_ids_size() == 0) return;
+          auto frame = std::make_shared<parley::v1::ServerFrame>();
+          auto* p = frame->mutable_presence();
+          p->set_user_id(FormatId(user_id));
+          p->set_online(online);
+          *p->mutable_last_seen_time() =
+              TimeUtil::MillisecondsToTimestamp(last_seen_ms);
+          auto recipients = std::make_shared<std::vector<int64_t>>(
+              contacts->user_ids().begin(), contacts->user_ids().end());
+          // Route lookups block on Redis: not on a gRPC thread.
+          pool_->TrySubmit(
+              [this, frame, recipients] { Push(*frame, *recipients); });
+        });
+  });
+  if (!queued) spdlog::warn("too many storage calls waiting; presence change not pushed");
 }
 
 void LiveEvents::OnTyping(int64_t chat_id, int64_t user_id, bool typing,

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "common/call_limiter.h"
 #include "common/fanout_hub.h"
 #include "common/thread_pool.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
@@ -77,6 +78,8 @@ class LiveEvents {
   const Options options_;
 
   using Due = std::pair<std::chrono::steady_clock::time_point, int64_t>;
+  // Storage calls (last-seen writes, contact lookups) in flight at once.
+  CallLimiter storage_calls_{{.max_in_flight = 16, .max_waiting = 100000}};
   std::mutex mu_;
   std::condition_variable cv_;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_
