@@ -108,9 +108,9 @@ class Device {
     }
   }
 
-  std::optional<v1::ChatEvent> WaitForEvent(const std::string& chat_id,
-                                            uint64_t seq,
-                                            milliseconds timeout = seconds(10)) {
+  std::optional<v1::ChatEvent> WaitForEvent(
+      const std::string& chat_id, uint64_t seq,
+      milliseconds timeout = seconds(10)) {
     auto f = WaitFor(
         [&](const Frame& f) {
           return f.has_chat_event() && f.chat_event().chat_id() == chat_id &&
@@ -412,8 +412,8 @@ TEST_F(LiveStatusTest, PresenceFollowsTheLastOfSeveralDevices) {
   const auto closed = steady_clock::now();
   a1->Close();
   auto off = bs->WaitFor(PresenceIs(a, false), kOfflineWithin);
-  ASSERT_TRUE(off.has_value()) << "no offline frame within "
-                               << kOfflineWithin.count() << " ms";
+  ASSERT_TRUE(off.has_value())
+      << "no offline frame within " << kOfflineWithin.count() << " ms";
   EXPECT_LT(Since(closed), kOfflineWithin.count());
   ASSERT_TRUE(off->presence().has_last_seen_time());
   EXPECT_GE(Ms(off->presence().last_seen_time()), before_ms - 1000);
@@ -481,12 +481,12 @@ TEST_F(LiveStatusTest, PresenceIsPushedOnlyToDirectContacts) {
 }
 
 TEST_F(LiveStatusTest, GetPresenceVisibilityAndOrder) {
-  TestUser c = api_->NewUser("c");           // the caller
-  TestUser d = api_->NewUser("d");           // direct contact, online
-  TestUser never = api_->NewUser("never");   // direct contact, never online
-  TestUser g_on = api_->NewUser("gon");      // group co-member, online
-  TestUser g_off = api_->NewUser("goff");    // group co-member, was online
-  TestUser s = api_->NewUser("s");           // stranger, online
+  TestUser c = api_->NewUser("c");          // the caller
+  TestUser d = api_->NewUser("d");          // direct contact, online
+  TestUser never = api_->NewUser("never");  // direct contact, never online
+  TestUser g_on = api_->NewUser("gon");     // group co-member, online
+  TestUser g_off = api_->NewUser("goff");   // group co-member, was online
+  TestUser s = api_->NewUser("s");          // stranger, online
   api_->Direct(c, d);
   api_->Direct(never, c);
   api_->Group(g_on, "grp", {c, g_off});
@@ -642,7 +642,8 @@ TEST_F(LiveStatusTest, SendingAMessageStopsTyping) {
   auto f = bs->WaitFor(AnyTypingOf(chat.chat_id(), a), milliseconds(1200));
   ASSERT_TRUE(f.has_value()) << "no typing stop within 1.2 s of the send";
   EXPECT_FALSE(f->typing().typing()) << "a refresh was broadcast again";
-  EXPECT_LT(Since(sent), kTypingTtl.count()) << "that was the TTL, not the send";
+  EXPECT_LT(Since(sent), kTypingTtl.count())
+      << "that was the TTL, not the send";
   // Exactly one stop: the TTL lapsing later pushes nothing more.
   EXPECT_EQ(CountAfterSettle(*bs, AnyTypingOf(chat.chat_id(), a),
                              kTypingTtl + milliseconds(1000)),
@@ -715,8 +716,7 @@ TEST_F(LiveStatusTest, TypingByNonMembers) {
   ASSERT_TRUE(xs->Typing(chat.chat_id(), true));
   EXPECT_EQ(CountAfterSettle(*bs, AnyTypingIn(chat.chat_id())), 0)
       << "a non-member's typing reached a member";
-  EXPECT_EQ(CountAfterSettle(*as, AnyTypingIn(chat.chat_id()),
-                             milliseconds(0)),
+  EXPECT_EQ(CountAfterSettle(*as, AnyTypingIn(chat.chat_id()), milliseconds(0)),
             0);
   EXPECT_TRUE(xs->Sync()) << "the stream was closed for a non-member frame";
 
@@ -920,8 +920,8 @@ TEST_F(GatewayDeathTest, UsersOfAKilledGatewayGoOfflineWithinTheRouteTtl) {
       },
       limit);
   ASSERT_TRUE(got.has_value())
-      << "offline not pushed within route TTL + 3 s; got "
-      << offline.size() << " offline frames";
+      << "offline not pushed within route TTL + 3 s; got " << offline.size()
+      << " offline frames";
   EXPECT_LT(Since(killed), limit.count());
   EXPECT_EQ(std::count(offline.begin(), offline.end(), e.user_id), 0)
       << "e still has a device on gateway1";
@@ -1000,8 +1000,7 @@ TEST_F(RedisOutageTest, EverythingRecoversAfterARedisRestart) {
   // heartbeats, offline checks and typing expiries fall into the outage.
   const auto down = steady_clock::now();
   int rounds = 0;
-  while (steady_clock::now() - down < milliseconds(2500) &&
-         !HasFailure()) {
+  while (steady_clock::now() - down < milliseconds(2500) && !HasFailure()) {
     ++rounds;
     auto t = steady_clock::now();
     s = SetTyping(a, chat.chat_id(), true, seconds(5));
@@ -1030,9 +1029,9 @@ TEST_F(RedisOutageTest, EverythingRecoversAfterARedisRestart) {
   const auto back = steady_clock::now();
   const auto deadline = back + seconds(10);
   auto left = [&] {
-    return std::max<milliseconds>(
-        milliseconds(0), std::chrono::duration_cast<milliseconds>(
-                             deadline - steady_clock::now()));
+    return std::max<milliseconds>(milliseconds(0),
+                                  std::chrono::duration_cast<milliseconds>(
+                                      deadline - steady_clock::now()));
   };
 
   // Presence is whole again: both streams stayed open throughout.
@@ -1056,9 +1055,9 @@ TEST_F(RedisOutageTest, EverythingRecoversAfterARedisRestart) {
   while (!typing_seen && steady_clock::now() < deadline) {
     grpc::Status ts = SetTyping(a, chat.chat_id(), true, seconds(2));
     if (ts.ok()) {
-      typing_seen = bs->WaitFor(TypingIs(chat.chat_id(), a, true),
-                                milliseconds(700))
-                        .has_value();
+      typing_seen =
+          bs->WaitFor(TypingIs(chat.chat_id(), a, true), milliseconds(700))
+              .has_value();
     }
     if (!typing_seen) {
       SetTyping(a, chat.chat_id(), false, seconds(2));
@@ -1073,9 +1072,9 @@ TEST_F(RedisOutageTest, EverythingRecoversAfterARedisRestart) {
   while (!delivered && steady_clock::now() < deadline) {
     v1::Message live;
     if (api1_->TrySend(a, chat.chat_id(), "after", &live).ok()) {
-      delivered = bs->WaitForEvent(chat.chat_id(), live.seq(),
-                                   milliseconds(500))
-                      .has_value();
+      delivered =
+          bs->WaitForEvent(chat.chat_id(), live.seq(), milliseconds(500))
+              .has_value();
     }
   }
   EXPECT_TRUE(delivered) << "no live delivery within 10 s of Redis returning";
@@ -1152,6 +1151,87 @@ TEST_F(RedisOutageTest, LastSeenSurvivesARedisRestartWithinTheGrace) {
   if (after && after->has_last_seen_time()) {
     EXPECT_GE(Ms(after->last_seen_time()), before_ms - 1000);
     EXPECT_LE(Ms(after->last_seen_time()), NowMs() + 1000);
+  }
+}
+
+// ========================================= mass disconnect (own cluster)
+
+// Storage with two workers queues at most 128 calls and answers "overloaded"
+// past that. When many users leave at once, presence has a last-seen write
+// and a contact lookup to make for each: it must pace them, or offline
+// frames are lost and storage refuses other users' calls meanwhile.
+class MassDisconnectTest : public LiveStatusBase {
+ protected:
+  void SetUp() override {
+    auto c = testing::Cluster::Start(
+        {.gateways = 2,
+         .message_instances = 1,
+         .typing_ttl = kTypingTtl,
+         .offline_grace = kOfflineGrace,
+         .extra_flags = {{"storage", {"--pool_size=2"}}}});
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = std::move(*c);
+    MakeApis();
+  }
+  testing::Cluster* cluster() override { return cluster_.get(); }
+  std::unique_ptr<testing::Cluster> cluster_;
+};
+
+TEST_F(MassDisconnectTest, EveryOfflineOfAMassDisconnectIsAnnounced) {
+  constexpr int kUsers = 300;
+  TestUser w = api_->NewUser("w");
+  std::vector<TestUser> users;
+  for (int i = 0; i < kUsers; ++i) {
+    users.push_back(api_->NewUser("m"));
+    api_->Direct(users.back(), w);
+  }
+  auto ws = Open(w, 1);
+  ASSERT_TRUE(ws);
+  std::vector<std::unique_ptr<Device>> devices;
+  for (int i = 0; i < kUsers; ++i) {
+    devices.push_back(Open(users[i], i % 2));
+    ASSERT_TRUE(devices.back()) << "user " << i;
+  }
+  // Collects the users a run of presence frames names, until all are seen.
+  auto collect = [&](bool online, std::set<std::string>* seen) {
+    return ws->WaitFor(
+        [&, online, seen](const Frame& f) {
+          if (f.has_presence() && f.presence().online() == online) {
+            seen->insert(f.presence().user_id());
+          }
+          return seen->size() == static_cast<size_t>(kUsers);
+        },
+        seconds(30));
+  };
+  std::set<std::string> online;
+  ASSERT_TRUE(collect(true, &online).has_value())
+      << "online pushed for " << online.size() << " of " << kUsers;
+
+  // Everyone leaves at once: their offlines fall due together.
+  for (auto& d : devices) d->Cancel();
+  for (auto& d : devices) ASSERT_TRUE(d->WaitEnd(seconds(10)).has_value());
+  std::set<std::string> offline;
+  EXPECT_TRUE(collect(false, &offline).has_value())
+      << "offline pushed for " << offline.size() << " of " << kUsers;
+  for (const TestUser& u : users) {
+    EXPECT_TRUE(offline.count(u.user_id))
+        << u.username << " never went offline";
+    if (HasFailure()) break;
+  }
+  // Storage still answers: the durable last-seen of every user is there.
+  for (size_t i = 0; i < users.size(); i += 50) {
+    v1::GetPresenceResponse resp;
+    std::vector<std::string> ids;
+    for (size_t j = i; j < std::min(users.size(), i + 50); ++j) {
+      ids.push_back(users[j].user_id);
+    }
+    grpc::Status s = GetPresence(w, ids, &resp);
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    ASSERT_EQ(resp.presences_size(), static_cast<int>(ids.size()));
+    for (const auto& p : resp.presences()) {
+      EXPECT_FALSE(p.online()) << p.user_id();
+      EXPECT_TRUE(p.has_last_seen_time()) << p.user_id();
+    }
   }
 }
 
