@@ -1,8 +1,8 @@
 #include "services/gateway/chat_service.h"
 
-#include <utility>
-
 #include <google/protobuf/util/time_util.h>
+
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/async_call.h"
@@ -95,23 +95,23 @@ grpc::ServerUnaryReactor* ChatServiceImpl::Authed(
     const char* what) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const auto timeout = RemainingOr(ctx->deadline(), options_.backend_timeout);
-  auth_->Authenticate(ctx, [ctx, reactor, timeout, limiter, what,
-                            body = std::move(body)](
-                               absl::StatusOr<int64_t> user_id) mutable {
-    if (!user_id.ok()) {
-      Fail(reactor, user_id.status());
-      return;
-    }
-    if (limiter != nullptr) {
-      const RateLimiter::Decision d = limiter->TryAcquire(*user_id);
-      if (!d.allowed) {
-        reactor->Finish(
-            ToGrpcStatus(RateLimitedError(what, d.retry_after), ctx));
-        return;
-      }
-    }
-    body(*user_id, reactor, timeout);
-  });
+  auth_->Authenticate(
+      ctx, [ctx, reactor, timeout, limiter, what,
+            body = std::move(body)](absl::StatusOr<int64_t> user_id) mutable {
+        if (!user_id.ok()) {
+          Fail(reactor, user_id.status());
+          return;
+        }
+        if (limiter != nullptr) {
+          const RateLimiter::Decision d = limiter->TryAcquire(*user_id);
+          if (!d.allowed) {
+            reactor->Finish(
+                ToGrpcStatus(RateLimitedError(what, d.retry_after), ctx));
+            return;
+          }
+        }
+        body(*user_id, reactor, timeout);
+      });
   return reactor;
 }
 
@@ -124,122 +124,133 @@ ChatServiceImpl::Connect(grpc::CallbackServerContext* ctx) {
 grpc::ServerUnaryReactor* ChatServiceImpl::CreateDirectChat(
     grpc::CallbackServerContext* ctx, const v1::CreateDirectChatRequest* req,
     v1::Chat* resp) {
-  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
-                                       auto timeout) {
-    auto peer = ParseId("peer_user_id", req->peer_user_id());
-    if (!peer.ok()) return Fail(reactor, peer.status());
-    if (*peer == user) {
-      return Fail(reactor, absl::InvalidArgumentError(
-                               "peer_user_id: cannot start a chat with yourself"));
-    }
-    internal::CreateDirectChatRequest r;
-    r.set_user_id(user);
-    r.set_peer_user_id(*peer);
-    CallAsync(storage_->async(), &StorageAsync::CreateDirectChat, std::move(r),
-              timeout, FinishWith(reactor, resp));
-  });
+  return Authed(
+      ctx, [this, req, resp](int64_t user, auto* reactor, auto timeout) {
+        auto peer = ParseId("peer_user_id", req->peer_user_id());
+        if (!peer.ok()) return Fail(reactor, peer.status());
+        if (*peer == user) {
+          return Fail(reactor,
+                      absl::InvalidArgumentError(
+                          "peer_user_id: cannot start a chat with yourself"));
+        }
+        internal::CreateDirectChatRequest r;
+        r.set_user_id(user);
+        r.set_peer_user_id(*peer);
+        CallAsync(storage_->async(), &StorageAsync::CreateDirectChat,
+                  std::move(r), timeout, FinishWith(reactor, resp));
+      });
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::CreateGroupChat(
     grpc::CallbackServerContext* ctx, const v1::CreateGroupChatRequest* req,
     v1::Chat* resp) {
-  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
-                                       auto timeout) {
-    if (auto s = ValidateGroupTitle(req->title()); !s.ok()) {
-      return Fail(reactor, s);
-    }
-    // A cheap bound on the request; storage counts exactly (the creator
-    // joins, duplicates collapse) with the same answer.
-    if (req->member_user_ids_size() > options_.max_group_members) {
-      return Fail(reactor, GroupTooLarge("member_user_ids",
-                                         options_.max_group_members));
-    }
-    internal::CreateGroupChatRequest r;
-    r.set_creator_user_id(user);
-    r.set_title(req->title());
-    r.set_max_members(options_.max_group_members);
-    if (auto s = ParseIds("member_user_ids", req->member_user_ids(),
-                          r.mutable_member_user_ids());
-        !s.ok()) {
-      return Fail(reactor, s);
-    }
-    CallAsync(storage_->async(), &StorageAsync::CreateGroupChat, std::move(r),
-              timeout, FinishWith(reactor, resp));
-  });
+  return Authed(
+      ctx, [this, req, resp](int64_t user, auto* reactor, auto timeout) {
+        if (auto s = ValidateGroupTitle(req->title()); !s.ok()) {
+          return Fail(reactor, s);
+        }
+        // A cheap bound on the request; storage counts exactly (the creator
+        // joins, duplicates collapse) with the same answer.
+        if (req->member_user_ids_size() > options_.max_group_members) {
+          return Fail(reactor, GroupTooLarge("member_user_ids",
+                                             options_.max_group_members));
+        }
+        internal::CreateGroupChatRequest r;
+        r.set_creator_user_id(user);
+        r.set_title(req->title());
+        r.set_max_members(options_.max_group_members);
+        if (auto s = ParseIds("member_user_ids", req->member_user_ids(),
+                              r.mutable_member_user_ids());
+            !s.ok()) {
+          return Fail(reactor, s);
+        }
+        CallAsync(storage_->async(), &StorageAsync::CreateGroupChat,
+                  std::move(r), timeout, FinishWith(reactor, resp));
+      });
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::AddMembers(
     grpc::CallbackServerContext* ctx, const v1::AddMembersRequest* req,
     v1::Chat* resp) {
-  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
-                                       auto timeout) {
-    auto chat = ParseId("chat_id", req->chat_id());
-    if (!chat.ok()) return Fail(reactor, chat.status());
-    if (req->user_ids_size() == 0) {
-      return Fail(reactor, absl::InvalidArgumentError("user_ids: is required"));
-    }
-    // The group has an admin already: this many can never fit.
-    if (req->user_ids_size() >= options_.max_group_members) {
-      return Fail(reactor,
-                  GroupTooLarge("user_ids", options_.max_group_members));
-    }
-    internal::AddMembersRequest r;
-    r.set_actor_user_id(user);
-    r.set_chat_id(*chat);
-    r.set_max_members(options_.max_group_members);
-    if (auto s = ParseIds("user_ids", req->user_ids(), r.mutable_user_ids());
-        !s.ok()) {
-      return Fail(reactor, s);
-    }
-    CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::AddMembers,
-              std::move(r), timeout, FinishWith(reactor, resp));
-  }, &write_limiter_, "membership change");
+  return Authed(
+      ctx,
+      [this, req, resp](int64_t user, auto* reactor, auto timeout) {
+        auto chat = ParseId("chat_id", req->chat_id());
+        if (!chat.ok()) return Fail(reactor, chat.status());
+        if (req->user_ids_size() == 0) {
+          return Fail(reactor,
+                      absl::InvalidArgumentError("user_ids: is required"));
+        }
+        // The group has an admin already: this many can never fit.
+        if (req->user_ids_size() >= options_.max_group_members) {
+          return Fail(reactor,
+                      GroupTooLarge("user_ids", options_.max_group_members));
+        }
+        internal::AddMembersRequest r;
+        r.set_actor_user_id(user);
+        r.set_chat_id(*chat);
+        r.set_max_members(options_.max_group_members);
+        if (auto s =
+                ParseIds("user_ids", req->user_ids(), r.mutable_user_ids());
+            !s.ok()) {
+          return Fail(reactor, s);
+        }
+        CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::AddMembers,
+                  std::move(r), timeout, FinishWith(reactor, resp));
+      },
+      &write_limiter_, "membership change");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::RemoveMember(
     grpc::CallbackServerContext* ctx, const v1::RemoveMemberRequest* req,
     v1::Chat* resp) {
-  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
-                                       auto timeout) {
-    auto chat = ParseId("chat_id", req->chat_id());
-    if (!chat.ok()) return Fail(reactor, chat.status());
-    auto target = ParseId("user_id", req->user_id());
-    if (!target.ok()) return Fail(reactor, target.status());
-    internal::RemoveMemberRequest r;
-    r.set_actor_user_id(user);
-    r.set_chat_id(*chat);
-    r.set_user_id(*target);
-    CallAsync(messages_->ForChat(*chat)->async(), &MessageAsync::RemoveMember,
-              std::move(r), timeout, FinishWith(reactor, resp));
-  }, &write_limiter_, "membership change");
+  return Authed(
+      ctx,
+      [this, req, resp](int64_t user, auto* reactor, auto timeout) {
+        auto chat = ParseId("chat_id", req->chat_id());
+        if (!chat.ok()) return Fail(reactor, chat.status());
+        auto target = ParseId("user_id", req->user_id());
+        if (!target.ok()) return Fail(reactor, target.status());
+        internal::RemoveMemberRequest r;
+        r.set_actor_user_id(user);
+        r.set_chat_id(*chat);
+        r.set_user_id(*target);
+        CallAsync(messages_->ForChat(*chat)->async(),
+                  &MessageAsync::RemoveMember, std::move(r), timeout,
+                  FinishWith(reactor, resp));
+      },
+      &write_limiter_, "membership change");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::ListChats(
     grpc::CallbackServerContext* ctx, const v1::ListChatsRequest* req,
     v1::ListChatsResponse* resp) {
-  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
-                                       auto timeout) {
-    auto page_size = NormalizePageSize(req->page_size());
-    if (!page_size.ok()) return Fail(reactor, page_size.status());
-    if (req->page_token().size() > 256) {
-      return Fail(reactor, absl::InvalidArgumentError("page_token: is invalid"));
-    }
-    internal::ListChatsRequest r;
-    r.set_user_id(user);
-    r.set_page_size(*page_size);
-    r.set_page_token(req->page_token());
-    CallAsync(storage_->async(), &StorageAsync::ListChats, std::move(r),
-              timeout, FinishWith(reactor, resp));
-  });
+  return Authed(
+      ctx, [this, req, resp](int64_t user, auto* reactor, auto timeout) {
+        auto page_size = NormalizePageSize(req->page_size());
+        if (!page_size.ok()) return Fail(reactor, page_size.status());
+        if (req->page_token().size() > 256) {
+          return Fail(reactor,
+                      absl::InvalidArgumentError("page_token: is invalid"));
+        }
+        internal::ListChatsRequest r;
+        r.set_user_id(user);
+        r.set_page_size(*page_size);
+        r.set_page_token(req->page_token());
+        CallAsync(storage_->async(), &StorageAsync::ListChats, std::move(r),
+                  timeout, FinishWith(reactor, resp));
+      });
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::SendMessage(
     grpc::CallbackServerContext* ctx, const v1::SendMessageRequest* req,
     v1::Message* resp) {
-  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
-                                       auto timeout) {
-    Send(user, *req, /*stream_id=*/0, timeout, FinishWith(reactor, resp));
-  }, &write_limiter_, "send");
+  return Authed(
+      ctx,
+      [this, req, resp](int64_t user, auto* reactor, auto timeout) {
+        Send(user, *req, /*stream_id=*/0, timeout, FinishWith(reactor, resp));
+      },
+      &write_limiter_, "send");
 }
 
 void ChatServiceImpl::Send(
@@ -251,9 +262,8 @@ void ChatServiceImpl::Send(
       sends_in_flight_.fetch_add(1, std::memory_order_relaxed) >=
           options_.max_inflight_sends) {
     sends_in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    return done(OverloadedError(
-        "gateway overloaded: too many sends in flight",
-        std::chrono::milliseconds(100)));
+    return done(OverloadedError("gateway overloaded: too many sends in flight",
+                                std::chrono::milliseconds(100)));
   }
   if (options_.max_inflight_sends > 0) {
     done = [this, done = std::move(done)](absl::StatusOr<v1::Message> m) {
@@ -282,8 +292,8 @@ void ChatServiceImpl::Send(
   // A send is idempotent by client_message_id, so one retry on another
   // instance is safe when the first is unreachable.
   const int64_t chat_id = *chat;
-  auto retry = [this, timeout, chat_id, r, done](
-                   absl::StatusOr<v1::Message> m) mutable {
+  auto retry = [this, timeout, chat_id, r,
+                done](absl::StatusOr<v1::Message> m) mutable {
     if (m.status().code() != absl::StatusCode::kUnavailable ||
         messages_->size() < 2) {
       return done(std::move(m));
@@ -292,8 +302,7 @@ void ChatServiceImpl::Send(
               &MessageAsync::SendMessage, std::move(r), timeout,
               std::move(done));
   };
-  CallAsync(messages_->ForChat(chat_id)->async(), &MessageAsync::SendMessage,
-            r, timeout, std::move(retry));
+  messages_->Send(chat_id, r, timeout, std::move(retry));
 }
 
 void ChatServiceImpl::OnSendFrame(int64_t user_id, uint64_t stream_id,
@@ -324,39 +333,39 @@ void ChatServiceImpl::OnSendFrame(int64_t user_id, uint64_t stream_id,
 grpc::ServerUnaryReactor* ChatServiceImpl::ListMessages(
     grpc::CallbackServerContext* ctx, const v1::ListMessagesRequest* req,
     v1::ListMessagesResponse* resp) {
-  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
-                                       auto timeout) {
-    auto chat = ParseId("chat_id", req->chat_id());
-    if (!chat.ok()) return Fail(reactor, chat.status());
-    auto page_size = NormalizePageSize(req->page_size());
-    if (!page_size.ok()) return Fail(reactor, page_size.status());
-    internal::ListMessagesRequest r;
-    r.set_user_id(user);
-    r.set_chat_id(*chat);
-    r.set_before_seq(req->before_seq());
-    r.set_page_size(*page_size);
-    CallAsync(storage_->async(), &StorageAsync::ListMessages, std::move(r),
-              timeout, FinishWith(reactor, resp));
-  });
+  return Authed(ctx,
+                [this, req, resp](int64_t user, auto* reactor, auto timeout) {
+                  auto chat = ParseId("chat_id", req->chat_id());
+                  if (!chat.ok()) return Fail(reactor, chat.status());
+                  auto page_size = NormalizePageSize(req->page_size());
+                  if (!page_size.ok()) return Fail(reactor, page_size.status());
+                  internal::ListMessagesRequest r;
+                  r.set_user_id(user);
+                  r.set_chat_id(*chat);
+                  r.set_before_seq(req->before_seq());
+                  r.set_page_size(*page_size);
+                  CallAsync(storage_->async(), &StorageAsync::ListMessages,
+                            std::move(r), timeout, FinishWith(reactor, resp));
+                });
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::SyncChat(
     grpc::CallbackServerContext* ctx, const v1::SyncChatRequest* req,
     v1::SyncChatResponse* resp) {
-  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
-                                       auto timeout) {
-    auto chat = ParseId("chat_id", req->chat_id());
-    if (!chat.ok()) return Fail(reactor, chat.status());
-    auto page_size = NormalizePageSize(req->page_size());
-    if (!page_size.ok()) return Fail(reactor, page_size.status());
-    internal::SyncChatRequest r;
-    r.set_user_id(user);
-    r.set_chat_id(*chat);
-    r.set_after_seq(req->after_seq());
-    r.set_page_size(*page_size);
-    CallAsync(storage_->async(), &StorageAsync::SyncChat, std::move(r),
-              timeout, FinishWith(reactor, resp));
-  });
+  return Authed(ctx,
+                [this, req, resp](int64_t user, auto* reactor, auto timeout) {
+                  auto chat = ParseId("chat_id", req->chat_id());
+                  if (!chat.ok()) return Fail(reactor, chat.status());
+                  auto page_size = NormalizePageSize(req->page_size());
+                  if (!page_size.ok()) return Fail(reactor, page_size.status());
+                  internal::SyncChatRequest r;
+                  r.set_user_id(user);
+                  r.set_chat_id(*chat);
+                  r.set_after_seq(req->after_seq());
+                  r.set_page_size(*page_size);
+                  CallAsync(storage_->async(), &StorageAsync::SyncChat,
+                            std::move(r), timeout, FinishWith(reactor, resp));
+                });
 }
 
 grpc::ServerReadReactor<v1::UploadFileRequest>* ChatServiceImpl::UploadFile(
@@ -373,64 +382,71 @@ ChatServiceImpl::DownloadFile(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* ChatServiceImpl::EditMessage(
     grpc::CallbackServerContext* ctx, const v1::EditMessageRequest* req,
     v1::Message* resp) {
-  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
-                                       auto timeout) {
-    int64_t chat = 0, message = 0;
-    if (auto s = ParseTarget(*req, &chat, &message); !s.ok()) {
-      return Fail(reactor, s);
-    }
-    internal::EditMessageRequest r;
-    r.set_actor_user_id(user);
-    r.set_chat_id(chat);
-    r.set_message_id(message);
-    r.set_text(req->text());
-    CallAsync(messages_->ForChat(chat)->async(), &MessageAsync::EditMessage,
-              std::move(r), timeout, FinishWith(reactor, resp));
-  }, &write_limiter_, "edit");
+  return Authed(
+      ctx,
+      [this, req, resp](int64_t user, auto* reactor, auto timeout) {
+        int64_t chat = 0, message = 0;
+        if (auto s = ParseTarget(*req, &chat, &message); !s.ok()) {
+          return Fail(reactor, s);
+        }
+        internal::EditMessageRequest r;
+        r.set_actor_user_id(user);
+        r.set_chat_id(chat);
+        r.set_message_id(message);
+        r.set_text(req->text());
+        CallAsync(messages_->ForChat(chat)->async(), &MessageAsync::EditMessage,
+                  std::move(r), timeout, FinishWith(reactor, resp));
+      },
+      &write_limiter_, "edit");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::DeleteMessage(
     grpc::CallbackServerContext* ctx, const v1::DeleteMessageRequest* req,
     v1::Message* resp) {
-  return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
-                                       auto timeout) {
-    int64_t chat = 0, message = 0;
-    if (auto s = ParseTarget(*req, &chat, &message); !s.ok()) {
-      return Fail(reactor, s);
-    }
-    internal::DeleteMessageRequest r;
-    r.set_actor_user_id(user);
-    r.set_chat_id(chat);
-    r.set_message_id(message);
-    CallAsync(messages_->ForChat(chat)->async(), &MessageAsync::DeleteMessage,
-              std::move(r), timeout, FinishWith(reactor, resp));
-  }, &write_limiter_, "delete");
+  return Authed(
+      ctx,
+      [this, req, resp](int64_t user, auto* reactor, auto timeout) {
+        int64_t chat = 0, message = 0;
+        if (auto s = ParseTarget(*req, &chat, &message); !s.ok()) {
+          return Fail(reactor, s);
+        }
+        internal::DeleteMessageRequest r;
+        r.set_actor_user_id(user);
+        r.set_chat_id(chat);
+        r.set_message_id(message);
+        CallAsync(messages_->ForChat(chat)->async(),
+                  &MessageAsync::DeleteMessage, std::move(r), timeout,
+                  FinishWith(reactor, resp));
+      },
+      &write_limiter_, "delete");
 }
 
 template <typename PublicRequest>
 grpc::ServerUnaryReactor* ChatServiceImpl::React(
     grpc::CallbackServerContext* ctx, const PublicRequest* req,
     v1::Message* resp, bool add) {
-  return Authed(ctx, [this, req, resp, add](int64_t user, auto* reactor,
-                                            auto timeout) {
-    int64_t chat = 0, message = 0;
-    if (auto s = ParseTarget(*req, &chat, &message); !s.ok()) {
-      return Fail(reactor, s);
-    }
-    internal::ReactionRequest r;
-    r.set_actor_user_id(user);
-    r.set_chat_id(chat);
-    r.set_message_id(message);
-    r.set_emoji(req->emoji());
-    using Method = void (MessageAsync::*)(
-        grpc::ClientContext*, const internal::ReactionRequest*, v1::Message*,
-        std::function<void(grpc::Status)>);
-    const Method method =
-        add ? static_cast<Method>(&MessageAsync::AddReaction)
-            : static_cast<Method>(&MessageAsync::RemoveReaction);
-    CallAsync(messages_->ForChat(chat)->async(), method, std::move(r), timeout,
-              FinishWith(reactor, resp));
-  }, &write_limiter_, "reaction");
+  return Authed(
+      ctx,
+      [this, req, resp, add](int64_t user, auto* reactor, auto timeout) {
+        int64_t chat = 0, message = 0;
+        if (auto s = ParseTarget(*req, &chat, &message); !s.ok()) {
+          return Fail(reactor, s);
+        }
+        internal::ReactionRequest r;
+        r.set_actor_user_id(user);
+        r.set_chat_id(chat);
+        r.set_message_id(message);
+        r.set_emoji(req->emoji());
+        using Method = void (MessageAsync::*)(
+            grpc::ClientContext*, const internal::ReactionRequest*,
+            v1::Message*, std::function<void(grpc::Status)>);
+        const Method method =
+            add ? static_cast<Method>(&MessageAsync::AddReaction)
+                : static_cast<Method>(&MessageAsync::RemoveReaction);
+        CallAsync(messages_->ForChat(chat)->async(), method, std::move(r),
+                  timeout, FinishWith(reactor, resp));
+      },
+      &write_limiter_, "reaction");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::AddReaction(
@@ -451,24 +467,24 @@ void ChatServiceImpl::Typing(int64_t user_id, int64_t chat_id, bool typing,
   internal::GetChatMembersRequest members;
   members.set_chat_id(chat_id);
   members.set_user_id(user_id);
-  CallAsync(
-      storage_->async(), &StorageAsync::GetChatMembers, std::move(members),
-      timeout,
-      [this, user_id, chat_id, typing, timeout, done = std::move(done)](
-          absl::StatusOr<internal::GetChatMembersResponse> m) mutable {
-        if (!m.ok()) return done(m.status());
-        internal::SetTypingRequest req;
-        req.set_chat_id(chat_id);
-        req.set_user_id(user_id);
-        req.set_typing(typing);
-        *req.mutable_member_user_ids() = std::move(*m->mutable_user_ids());
-        CallAsync(presence_->async(), &PresenceAsync::SetTyping, std::move(req),
-                  timeout,
-                  [done = std::move(done)](
-                      absl::StatusOr<internal::SetTypingResponse> r) {
-                    done(r.status());
-                  });
-      });
+  CallAsync(storage_->async(), &StorageAsync::GetChatMembers,
+            std::move(members), timeout,
+            [this, user_id, chat_id, typing, timeout, done = std::move(done)](
+                absl::StatusOr<internal::GetChatMembersResponse> m) mutable {
+              if (!m.ok()) return done(m.status());
+              internal::SetTypingRequest req;
+              req.set_chat_id(chat_id);
+              req.set_user_id(user_id);
+              req.set_typing(typing);
+              *req.mutable_member_user_ids() =
+                  std::move(*m->mutable_user_ids());
+              CallAsync(presence_->async(), &PresenceAsync::SetTyping,
+                        std::move(req), timeout,
+                        [done = std::move(done)](
+                            absl::StatusOr<internal::SetTypingResponse> r) {
+                          done(r.status());
+                        });
+            });
 }
 
 void ChatServiceImpl::Receipt(int64_t user_id, int64_t chat_id,
@@ -491,23 +507,30 @@ void ChatServiceImpl::Receipt(int64_t user_id, int64_t chat_id,
 grpc::ServerUnaryReactor* ChatServiceImpl::MarkRead(
     grpc::CallbackServerContext* ctx, const v1::MarkReadRequest* req,
     google::protobuf::Empty*) {
-  return Authed(ctx, [this, req](int64_t user, auto* reactor, auto timeout) {
-    auto chat = ParseId("chat_id", req->chat_id());
-    if (!chat.ok()) return Fail(reactor, chat.status());
-    Receipt(user, *chat, /*delivered=*/0, /*read=*/req->seq(), timeout,
+  return Authed(
+      ctx,
+      [this, req](int64_t user, auto* reactor, auto timeout) {
+        auto chat = ParseId("chat_id", req->chat_id());
+        if (!chat.ok()) return Fail(reactor, chat.status());
+        Receipt(
+            user, *chat, /*delivered=*/0, /*read=*/req->seq(), timeout,
             [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
-  }, &receipt_limiter_, "read receipt");
+      },
+      &receipt_limiter_, "read receipt");
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::SetTyping(
     grpc::CallbackServerContext* ctx, const v1::SetTypingRequest* req,
     google::protobuf::Empty*) {
-  return Authed(ctx, [this, req](int64_t user, auto* reactor, auto timeout) {
-    auto chat = ParseId("chat_id", req->chat_id());
-    if (!chat.ok()) return Fail(reactor, chat.status());
-    Typing(user, *chat, req->typing(), timeout,
-           [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
-  }, &typing_limiter_, "typing");
+  return Authed(
+      ctx,
+      [this, req](int64_t user, auto* reactor, auto timeout) {
+        auto chat = ParseId("chat_id", req->chat_id());
+        if (!chat.ok()) return Fail(reactor, chat.status());
+        Typing(user, *chat, req->typing(), timeout,
+               [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+      },
+      &typing_limiter_, "typing");
 }
 
 void ChatServiceImpl::OnTypingFrame(int64_t user_id,
@@ -536,21 +559,21 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetPresence(
   return Authed(ctx, [this, req, resp](int64_t user, auto* reactor,
                                        auto timeout) {
     if (req->user_ids_size() > kMaxPresenceUsers) {
-      return Fail(reactor, absl::InvalidArgumentError(
-                               "user_ids: at most 500 per call"));
+      return Fail(reactor,
+                  absl::InvalidArgumentError("user_ids: at most 500 per call"));
     }
     internal::GetVisibleUsersRequest visible;
     visible.set_viewer_user_id(user);
-    if (auto s = ParseIds("user_ids", req->user_ids(),
-                          visible.mutable_user_ids());
+    if (auto s =
+            ParseIds("user_ids", req->user_ids(), visible.mutable_user_ids());
         !s.ok()) {
       return Fail(reactor, s);
     }
     CallAsync(
         storage_->async(), &StorageAsync::GetVisibleUsers, std::move(visible),
         timeout,
-        [this, reactor, resp, timeout](
-            absl::StatusOr<internal::GetVisibleUsersResponse> v) {
+        [this, reactor, resp,
+         timeout](absl::StatusOr<internal::GetVisibleUsersResponse> v) {
           if (!v.ok()) return Fail(reactor, v.status());
           // Everyone starts offline; visible users get their durable
           // last-seen, then live status where presence can tell.
@@ -564,32 +587,33 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetPresence(
             }
             live.add_user_ids(u.user_id());
           }
-          if (live.user_ids_size() == 0) return reactor->Finish(grpc::Status::OK);
+          if (live.user_ids_size() == 0)
+            return reactor->Finish(grpc::Status::OK);
           auto users = std::make_shared<internal::GetVisibleUsersResponse>(
               std::move(*v));
-          CallAsync(
-              presence_->async(), &PresenceAsync::GetPresence, std::move(live),
-              timeout,
-              [reactor, resp, users](
-                  absl::StatusOr<internal::GetPresenceResponse> p) {
-                // Presence down: answer with durable last-seen only.
-                if (p.ok()) {
-                  int k = 0;
-                  for (int i = 0; i < users->users_size(); ++i) {
-                    if (!users->users(i).visible()) continue;
-                    if (k >= p->presences_size()) break;
-                    const v1::Presence& live = p->presences(k++);
-                    v1::Presence* out = resp->mutable_presences(i);
-                    out->set_online(live.online());
-                    if (live.has_last_seen_time() &&
-                        (!out->has_last_seen_time() ||
-                         out->last_seen_time() < live.last_seen_time())) {
-                      *out->mutable_last_seen_time() = live.last_seen_time();
-                    }
-                  }
-                }
-                reactor->Finish(grpc::Status::OK);
-              });
+          CallAsync(presence_->async(), &PresenceAsync::GetPresence,
+                    std::move(live), timeout,
+                    [reactor, resp,
+                     users](absl::StatusOr<internal::GetPresenceResponse> p) {
+                      // Presence down: answer with durable last-seen only.
+                      if (p.ok()) {
+                        int k = 0;
+                        for (int i = 0; i < users->users_size(); ++i) {
+                          if (!users->users(i).visible()) continue;
+                          if (k >= p->presences_size()) break;
+                          const v1::Presence& live = p->presences(k++);
+                          v1::Presence* out = resp->mutable_presences(i);
+                          out->set_online(live.online());
+                          if (live.has_last_seen_time() &&
+                              (!out->has_last_seen_time() ||
+                               out->last_seen_time() < live.last_seen_time())) {
+                            *out->mutable_last_seen_time() =
+                                live.last_seen_time();
+                          }
+                        }
+                      }
+                      reactor->Finish(grpc::Status::OK);
+                    });
         });
   });
 }

@@ -46,7 +46,8 @@ ABSL_FLAG(int, max_group_members, 10000, "Largest allowed group.");
 ABSL_FLAG(int, heartbeat_interval_ms, 10000,
           "How often routes are refreshed in presence (keep well below the "
           "presence route TTL).");
-ABSL_FLAG(int, backend_timeout_ms, 5000, "Deadline of calls to other services.");
+ABSL_FLAG(int, backend_timeout_ms, 5000,
+          "Deadline of calls to other services.");
 ABSL_FLAG(int, stream_queue, 4096,
           "Frames queued for a client that does not read before it is "
           "disconnected.");
@@ -60,6 +61,10 @@ ABSL_FLAG(int, max_inflight_sends, 1024,
           "Sends this gateway has in flight at once, all users together; "
           "beyond it a send is refused with RESOURCE_EXHAUSTED and a retry "
           "delay. 0: no limit.");
+ABSL_FLAG(int, send_calls, 4,
+          "SendMessages calls in flight per message instance; sends "
+          "arriving meanwhile share the next call. 0 sends each message in "
+          "its own SendMessage call.");
 ABSL_FLAG(int, max_stream_sends, 64,
           "Send frames of one Connect stream in flight at once; beyond it "
           "the stream is not read until a result goes out.");
@@ -73,13 +78,15 @@ ABSL_FLAG(double, write_burst, 200, "Event writes one user may make at once.");
 ABSL_FLAG(double, typing_rate, 5,
           "SetTyping calls and typing frames per second per user; 0: "
           "unlimited.");
-ABSL_FLAG(double, typing_burst, 30, "Typing updates one user may make at once.");
+ABSL_FLAG(double, typing_burst, 30,
+          "Typing updates one user may make at once.");
 ABSL_FLAG(double, receipt_rate, 50,
           "MarkRead calls and ack frames per second per user; 0: unlimited.");
 ABSL_FLAG(double, receipt_burst, 500, "Receipts one user may send at once.");
 ABSL_FLAG(double, connect_rate, 1,
           "Connect streams opened per second per user; 0: unlimited.");
-ABSL_FLAG(double, connect_burst, 30, "Connect streams one user may open at once.");
+ABSL_FLAG(double, connect_burst, 30,
+          "Connect streams one user may open at once.");
 ABSL_FLAG(int, password_hash_threads, 2, "Threads hashing passwords.");
 ABSL_FLAG(int64_t, max_file_bytes, 100LL << 20, "Largest file accepted.");
 ABSL_FLAG(uint64_t, password_hash_ops, 2, "argon2id ops limit.");
@@ -101,6 +108,7 @@ struct Options {
   int max_streams_per_user;
   parley::gateway::AuthOptions auth;
   parley::gateway::ChatOptions chat;
+  parley::gateway::SendBatchOptions send_batch;
 };
 
 std::string RandomGatewayId() {
@@ -118,7 +126,8 @@ Options ReadFlags() {
   o.tls.key = absl::GetFlag(FLAGS_tls_key_file);
   o.storage_addr = absl::GetFlag(FLAGS_storage_addr);
   o.presence_addr = absl::GetFlag(FLAGS_presence_addr);
-  o.message_addrs = parley::ParseAddressList(absl::GetFlag(FLAGS_message_addrs));
+  o.message_addrs =
+      parley::ParseAddressList(absl::GetFlag(FLAGS_message_addrs));
   o.gateway_id = absl::GetFlag(FLAGS_gateway_id);
   if (o.gateway_id.empty()) o.gateway_id = RandomGatewayId();
   o.heartbeat_interval_ms = absl::GetFlag(FLAGS_heartbeat_interval_ms);
@@ -137,6 +146,7 @@ Options ReadFlags() {
   o.chat.stream.stall_timeout =
       std::chrono::milliseconds(absl::GetFlag(FLAGS_stream_stall_timeout_ms));
   o.chat.stream.max_sends = absl::GetFlag(FLAGS_max_stream_sends);
+  o.send_batch.send_calls = std::max(0, absl::GetFlag(FLAGS_send_calls));
   o.chat.max_inflight_sends = absl::GetFlag(FLAGS_max_inflight_sends);
   o.max_streams_per_user = absl::GetFlag(FLAGS_max_streams_per_user);
   o.chat.writes = {absl::GetFlag(FLAGS_write_rate),
@@ -178,7 +188,7 @@ int main(int argc, char** argv) {
        .heartbeat_interval = std::chrono::milliseconds(o.heartbeat_interval_ms),
        .max_streams_per_user = o.max_streams_per_user});
   parley::gateway::MessageBackends messages(o.message_addrs, internal_tls,
-                                            &registry);
+                                            &registry, o.send_batch);
   parley::gateway::PushSubscriber presence_events(
       "presence " + o.presence_addr,
       [stub = presence.get()](
@@ -197,12 +207,11 @@ int main(int argc, char** argv) {
   messages.Start();
   presence_events.Start();
 
-  auto server = parley::StartServer(
-      {.listen = o.listen,
-       .port_file = o.port_file,
-       .reflection = true,
-       .tls = public_tls},
-      {&auth_service, &chat_service});
+  auto server = parley::StartServer({.listen = o.listen,
+                                     .port_file = o.port_file,
+                                     .reflection = true,
+                                     .tls = public_tls},
+                                    {&auth_service, &chat_service});
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());
     return 1;
@@ -228,8 +237,8 @@ int main(int argc, char** argv) {
   const int sig = parley::WaitForShutdownSignal();
   spdlog::info("signal {}: shutting down", sig);
   health->SetServingStatus(false);
-  registry.CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                 "gateway is shutting down"));
+  registry.CloseAll(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "gateway is shutting down"));
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
   messages.Stop();
   presence_events.Stop();

@@ -1,6 +1,12 @@
 #include "services/gateway/message_backends.h"
 
+#include <algorithm>
+#include <utility>
+
+#include "common/async_call.h"
+#include "common/batch_outcomes.h"
 #include "common/grpc_util.h"
+#include "common/status_util.h"
 
 namespace parley::gateway {
 
@@ -8,7 +14,8 @@ namespace internal = ::parley::internal::v1;
 
 MessageBackends::MessageBackends(const std::vector<std::string>& addresses,
                                  const TlsCredentials& tls,
-                                 ConnectionRegistry* registry) {
+                                 ConnectionRegistry* registry,
+                                 SendBatchOptions send_options) {
   for (const auto& a : addresses) {
     auto inst = std::make_unique<Instance>();
     inst->address = a;
@@ -22,6 +29,15 @@ MessageBackends::MessageBackends(const std::vector<std::string>& addresses,
           stub->async()->Subscribe(ctx, req, reactor);
         },
         registry);
+    if (send_options.send_calls > 0) {
+      inst->sends = std::make_unique<SendBatcher>(
+          SendBatcher::Options{
+              .max_in_flight = send_options.send_calls,
+              .max_batch = std::clamp<size_t>(send_options.max_batch, 1, 1024)},
+          [stub](std::vector<PendingSend> items, SendBatcher::Finish finish) {
+            SendBatch(stub, std::move(items), std::move(finish));
+          });
+    }
     instances_.push_back(std::move(inst));
   }
 }
@@ -44,6 +60,11 @@ int MessageBackends::live_subscriptions() const {
 
 internal::MessageService::StubInterface* MessageBackends::ForChat(
     int64_t chat_id, int attempt) {
+  return InstanceForChat(chat_id, attempt)->stub.get();
+}
+
+MessageBackends::Instance* MessageBackends::InstanceForChat(int64_t chat_id,
+                                                            int attempt) {
   const size_t n = instances_.size();
   const size_t start = static_cast<size_t>(chat_id) % n;
   int skip = attempt;
@@ -54,9 +75,72 @@ internal::MessageService::StubInterface* MessageBackends::ForChat(
       continue;
     }
     if (skip-- > 0) continue;
-    return inst->stub.get();
+    return inst;
   }
-  return instances_[(start + attempt) % n]->stub.get();
+  return instances_[(start + attempt) % n].get();
+}
+
+void MessageBackends::Send(int64_t chat_id, internal::AppendMessageRequest send,
+                           std::chrono::milliseconds timeout, SendDone done) {
+  Instance* inst = InstanceForChat(chat_id, 0);
+  if (inst->sends == nullptr) {
+    CallAsync(
+        static_cast<internal::MessageService::StubInterface*>(inst->stub.get())
+            ->async(),
+        &internal::MessageService::StubInterface::async_interface::SendMessage,
+        std::move(send), timeout, std::move(done));
+    return;
+  }
+  inst->sends->Submit(
+      {std::move(send), std::chrono::system_clock::now() + timeout},
+      std::move(done));
+}
+
+void MessageBackends::SendBatch(internal::MessageService::StubInterface* stub,
+                                std::vector<PendingSend> items,
+                                SendBatcher::Finish finish) {
+  // The call lives as long as its most patient send.
+  const auto timeout = TimeoutForLatest(items);
+  struct Call {
+    grpc::ClientContext ctx;
+    internal::SendMessagesRequest request;
+    internal::SendMessagesResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  call->request.mutable_requests()->Reserve(static_cast<int>(items.size()));
+  for (PendingSend& item : items) {
+    *call->request.add_requests() = std::move(item.request);
+  }
+  SetTimeout(&call->ctx, timeout);
+  stub->async()->SendMessages(
+      &call->ctx, &call->request, &call->response,
+      [stub, call, timeout,
+       finish = std::move(finish)](grpc::Status status) mutable {
+        if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+          // A message instance older than this gateway (mid-upgrade): one
+          // SendMessage call each.
+          const int n = call->request.requests_size();
+          auto answer = SendBatcher::Gather(n, std::move(finish));
+          for (int i = 0; i < n; ++i) {
+            CallAsync(stub->async(),
+                      &internal::MessageService::StubInterface::
+                          async_interface::SendMessage,
+                      call->request.requests(i), timeout,
+                      [answer, i](absl::StatusOr<v1::Message> m) {
+                        answer(i, std::move(m));
+                      });
+          }
+          return;
+        }
+        if (!status.ok()) {
+          finish(FromGrpcStatus(status));
+          return;
+        }
+        finish(OutcomeResults<v1::Message>(
+            call->response.mutable_outcomes(), [](internal::SendOutcome* o) {
+              return std::move(*o->mutable_message());
+            }));
+      });
 }
 
 }  // namespace parley::gateway

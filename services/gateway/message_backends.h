@@ -1,18 +1,28 @@
 // Every message instance this gateway knows: a stub per instance for calls,
 // and a PushSubscriber per instance holding its Subscribe stream open.
 //
-//   MessageBackends backends({"10.0.0.5:50052", "10.0.0.6:50052"}, &registry);
+// Sends to one instance share SendMessages calls (see CallBatcher).
+//
+//   MessageBackends backends({"10.0.0.5:50052", "10.0.0.6:50052"}, tls,
+//                            &registry, {.send_calls = 4});
 //   backends.Start();
 //   auto* stub = backends.ForChat(chat_id);
+//   backends.Send(chat_id, std::move(append), timeout,
+//                 [](absl::StatusOr<parley::v1::Message> m) { ... });
 #ifndef PARLEY_SERVICES_GATEWAY_MESSAGE_BACKENDS_H_
 #define PARLEY_SERVICES_GATEWAY_MESSAGE_BACKENDS_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
+#include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "common/call_batcher.h"
 #include "common/grpc_util.h"
 #include "parley/internal/v1/message.grpc.pb.h"
 #include "services/gateway/connection_registry.h"
@@ -20,11 +30,22 @@
 
 namespace parley::gateway {
 
+struct SendBatchOptions {
+  // SendMessages calls in flight per instance; sends arriving meanwhile
+  // share the next call. 0: one SendMessage call per send.
+  int send_calls = 4;
+  // Most sends one call carries (the message service takes 1,024).
+  size_t max_batch = 256;
+};
+
 class MessageBackends {
  public:
+  using SendDone = std::function<void(absl::StatusOr<::parley::v1::Message>)>;
+
   // `tls` secures the channels to the instances.
   MessageBackends(const std::vector<std::string>& addresses,
-                  const TlsCredentials& tls, ConnectionRegistry* registry);
+                  const TlsCredentials& tls, ConnectionRegistry* registry,
+                  SendBatchOptions send_options = {});
   ~MessageBackends();
 
   void Start();
@@ -36,16 +57,33 @@ class MessageBackends {
   // `attempt` > 0 picks the next healthy one, for a retry.
   ::parley::internal::v1::MessageService::StubInterface* ForChat(
       int64_t chat_id, int attempt = 0);
+  // Sends through the instance ForChat(chat_id) picks, sharing a
+  // SendMessages call with the other sends in flight to it. `done` runs
+  // exactly once, on any thread.
+  void Send(int64_t chat_id, ::parley::internal::v1::AppendMessageRequest send,
+            std::chrono::milliseconds timeout, SendDone done);
   // Number of Subscribe streams currently live.
   int live_subscriptions() const;
 
  private:
+  struct PendingSend {
+    ::parley::internal::v1::AppendMessageRequest request;
+    std::chrono::system_clock::time_point deadline;
+  };
+  using SendBatcher = CallBatcher<PendingSend, ::parley::v1::Message>;
   struct Instance {
     std::string address;
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<::parley::internal::v1::MessageService::Stub> stub;
     std::unique_ptr<PushSubscriber> subscriber;
+    // Null when sends are not batched.
+    std::unique_ptr<SendBatcher> sends;
   };
+  Instance* InstanceForChat(int64_t chat_id, int attempt);
+  // One SendMessages call to `stub` carrying `items`.
+  static void SendBatch(
+      ::parley::internal::v1::MessageService::StubInterface* stub,
+      std::vector<PendingSend> items, SendBatcher::Finish finish);
   std::vector<std::unique_ptr<Instance>> instances_;
 };
 

@@ -37,14 +37,16 @@ void FanoutBatcher::Pump() {
     uint64_t id = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (waiting_.empty() || in_flight_ >= std::max(1, options_.max_in_flight)) {
+      if (waiting_.empty() ||
+          in_flight_ >= std::max(1, options_.max_in_flight)) {
         return;
       }
       // Take events in order until the user or event budget is spent; the
       // first one always fits.
       std::unordered_set<int64_t> users;
       size_t taken = 0;
-      for (; taken < waiting_.size() && taken < std::max<size_t>(1, options_.max_events);
+      for (; taken < waiting_.size() &&
+             taken < std::max<size_t>(1, options_.max_events);
            ++taken) {
         const Event& e = waiting_[taken];
         size_t added = 0;
@@ -63,14 +65,15 @@ void FanoutBatcher::Pump() {
     for (const Event& e : batch) {
       if (e.typing_stop) *lookup.add_typing_stops() = *e.typing_stop;
     }
-    CallAsync(presence_->async(),
-              &internal::PresenceService::StubInterface::async_interface::GetRoutes,
-              std::move(lookup), options_.timeout,
-              [this, id, batch = std::move(batch)](
-                  absl::StatusOr<internal::GetRoutesResponse> routes) mutable {
-                Complete(id, Looked{std::move(batch), std::move(routes)});
-                Pump();
-              });
+    CallAsync(
+        presence_->async(),
+        &internal::PresenceService::StubInterface::async_interface::GetRoutes,
+        std::move(lookup), options_.timeout,
+        [this, id, batch = std::move(batch)](
+            absl::StatusOr<internal::GetRoutesResponse> routes) mutable {
+          Complete(id, Looked{std::move(batch), std::move(routes)});
+          Pump();
+        });
   }
 }
 
@@ -117,12 +120,14 @@ std::shared_ptr<internal::Delivery> MakeDelivery(
 
 }  // namespace
 
-void FanoutBatcher::Deliver(std::vector<Event> batch,
-                            absl::StatusOr<internal::GetRoutesResponse> routes) {
+void FanoutBatcher::Deliver(
+    std::vector<Event> batch,
+    absl::StatusOr<internal::GetRoutesResponse> routes) {
   if (!routes.ok()) {
     // Routes unknown: let every gateway pick out its own recipients.
     spdlog::warn("route lookup failed ({}); broadcasting {} events",
-                 absl::StatusCodeToString(routes.status().code()), batch.size());
+                 absl::StatusCodeToString(routes.status().code()),
+                 batch.size());
     for (const Event& e : batch) {
       auto d = MakeDelivery(*e.frame, e.skip);
       d->mutable_recipient_user_ids()->Add(e.recipients.begin(),

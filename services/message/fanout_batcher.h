@@ -51,8 +51,9 @@ struct SkipStream {
 class FanoutBatcher {
  public:
   // Neither is owned.
-  FanoutBatcher(::parley::internal::v1::PresenceService::StubInterface* presence,
-                FanoutHub* hub, FanoutBatcherOptions options);
+  FanoutBatcher(
+      ::parley::internal::v1::PresenceService::StubInterface* presence,
+      FanoutHub* hub, FanoutBatcherOptions options);
 
   // Pushes `frame` to the gateways holding `recipients`. If presence cannot
   // answer, the frame goes to every gateway, which delivers it only to its
@@ -80,8 +81,9 @@ class FanoutBatcher {
   // Records lookup `id`'s answer and pushes every batch that is next in
   // order; one thread pushes at a time.
   void Complete(uint64_t id, Looked looked);
-  void Deliver(std::vector<Event> batch,
-               absl::StatusOr<::parley::internal::v1::GetRoutesResponse> routes);
+  void Deliver(
+      std::vector<Event> batch,
+      absl::StatusOr<::parley::internal::v1::GetRoutesResponse> routes);
 
   ::parley::internal::v1::PresenceService::StubInterface* const presence_;
   FanoutHub* const hub_;

@@ -5,12 +5,12 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "common/fanout_hub.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
 #include "common/id_generator.h"
 #include "common/logging.h"
 #include "common/tls_flags.h"
-#include "common/fanout_hub.h"
 #include "services/message/message_service.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052", "Address to serve on.");
@@ -31,6 +31,12 @@ ABSL_FLAG(int64_t, max_text_bytes, 16 * 1024,
 ABSL_FLAG(bool, batch_fanout, true,
           "Share one route lookup among the events waiting for one; false "
           "looks up every event on its own.");
+ABSL_FLAG(int, append_calls, 4,
+          "AppendMessages calls to storage in flight at once; sends arriving "
+          "meanwhile share the next call. 0 sends each message in its own "
+          "AppendMessage call.");
+ABSL_FLAG(int, append_batch, 256,
+          "Most sends one AppendMessages call carries (1-1024).");
 ABSL_FLAG(int, gateway_queue, 100000,
           "Deliveries queued per gateway stream before it is dropped.");
 
@@ -72,6 +78,9 @@ int main(int argc, char** argv) {
     o.service.fanout.max_events = 1;
     o.service.fanout.max_in_flight = 1 << 20;
   }
+  o.service.append_calls = std::max(0, absl::GetFlag(FLAGS_append_calls));
+  o.service.append_batch = static_cast<size_t>(
+      std::clamp(absl::GetFlag(FLAGS_append_batch), 1, 1024));
   o.internal_tls = parley::InternalTlsFromFlags();
 
   auto ids = parley::IdGenerator::Create(o.node_id);

@@ -1,17 +1,27 @@
 #include "services/message/message_service.h"
 
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "common/async_call.h"
+#include "common/batch_outcomes.h"
+#include "common/grpc_util.h"
 #include "common/logging.h"
 #include "common/status_util.h"
 #include "common/validation.h"
 
 namespace parley::message {
 namespace {
+
+// Most sends one SendMessages call may carry.
+constexpr int kMaxSendBatch = 1024;
 
 absl::Status ValidateSend(const internal::AppendMessageRequest& req,
                           size_t max_text_bytes) {
@@ -34,7 +44,8 @@ absl::Status ValidateSend(const internal::AppendMessageRequest& req,
                              max_text_bytes);
 }
 
-absl::Status ValidateTarget(int64_t actor, int64_t chat_id, int64_t message_id) {
+absl::Status ValidateTarget(int64_t actor, int64_t chat_id,
+                            int64_t message_id) {
   if (actor <= 0) {
     return absl::InvalidArgumentError("actor_user_id: must be positive");
   }
@@ -83,55 +94,170 @@ MessageServiceImpl::MessageServiceImpl(
         FanoutBatcherOptions o = options.fanout;
         o.timeout = options.presence_timeout;
         return o;
-      }()) {}
+      }()) {
+  if (options_.append_calls > 0) {
+    appends_ = std::make_unique<AppendBatcher>(
+        AppendBatcher::Options{
+            .max_in_flight = options_.append_calls,
+            .max_batch = std::clamp<size_t>(options_.append_batch, 1, 1024)},
+        [this](std::vector<PendingAppend> items, AppendBatcher::Finish finish) {
+          SendAppends(std::move(items), std::move(finish));
+        });
+  }
+}
 
 grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
     grpc::CallbackServerContext* ctx, const internal::AppendMessageRequest* req,
     parley::v1::Message* resp) {
   auto* reactor = ctx->DefaultReactor();
-  if (auto s = ValidateSend(*req, options_.max_text_bytes); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
+  SendOne(*req, RemainingOr(ctx->deadline(), options_.storage_timeout),
+          [reactor, resp](absl::StatusOr<parley::v1::Message> m) {
+            if (m.ok()) *resp = std::move(*m);
+            reactor->Finish(ToGrpcStatus(m.status()));
+          });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessageServiceImpl::SendMessages(
+    grpc::CallbackServerContext* ctx, const internal::SendMessagesRequest* req,
+    internal::SendMessagesResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  const int n = req->requests_size();
+  if (n > kMaxSendBatch) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "requests: at most ", kMaxSendBatch, " per call, got ", n))));
     return reactor;
   }
-  internal::AppendMessageRequest append = *req;
-  append.set_message_id(ids_->Next());
-  CallAsync(storage_->async(), &internal::StorageService::StubInterface::async_interface::AppendMessage,
-            std::move(append),
-            RemainingOr(ctx->deadline(), options_.storage_timeout),
-            [this, reactor, resp,
-             skip = SkipStream{req->origin_gateway_id(),
-                               req->origin_stream_id()}](
-                absl::StatusOr<internal::ChatEventResult> r) mutable {
-              if (!r.ok()) {
-                reactor->Finish(ToGrpcStatus(r.status()));
-                return;
-              }
-              *resp = r->event().message_created();
-              reactor->Finish(grpc::Status::OK);
-              // A retry is pushed again: the first attempt may have committed
-              // and then lost its fan-out (an instance crash). Clients drop
-              // an event whose seq they already hold.
-              FanoutEvent(r->event(), r->recipient_user_ids(),
-                          /*stop_typing=*/!r->duplicate(), std::move(skip));
+  if (n == 0) {
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  auto record = RecordOutcomes<parley::v1::Message>(
+      reactor, resp->mutable_outcomes(), n,
+      [](internal::SendOutcome* out, parley::v1::Message m) {
+        *out->mutable_message() = std::move(m);
+      });
+  const auto timeout = RemainingOr(ctx->deadline(), options_.storage_timeout);
+  // Once the last answer is in, the call (and `req`) may be gone: the loop
+  // reads nothing of it after the last SendOne.
+  for (int i = 0; i < n; ++i) {
+    SendOne(req->requests(i), timeout,
+            [record, i](absl::StatusOr<parley::v1::Message> m) {
+              record(i, std::move(m));
             });
+  }
   return reactor;
+}
+
+void MessageServiceImpl::SendOne(const internal::AppendMessageRequest& req,
+                                 std::chrono::milliseconds timeout,
+                                 SendDone answer) {
+  if (auto s = ValidateSend(req, options_.max_text_bytes); !s.ok()) {
+    answer(s);
+    return;
+  }
+  internal::AppendMessageRequest append = req;
+  append.set_message_id(ids_->Next());
+  Append(std::move(append), timeout,
+         [this, answer = std::move(answer),
+          skip = SkipStream{req.origin_gateway_id(), req.origin_stream_id()}](
+             absl::StatusOr<internal::ChatEventResult> r) mutable {
+           if (!r.ok()) {
+             answer(r.status());
+             return;
+           }
+           answer(r->event().message_created());
+           // A retry is pushed again: the first attempt may have committed
+           // and then lost its fan-out (an instance crash). Clients drop
+           // an event whose seq they already hold.
+           FanoutEvent(r->event(), r->recipient_user_ids(),
+                       /*stop_typing=*/!r->duplicate(), std::move(skip));
+         });
+}
+
+void MessageServiceImpl::Append(internal::AppendMessageRequest request,
+                                std::chrono::milliseconds timeout,
+                                AppendDone done) {
+  if (appends_ == nullptr) {
+    CallAsync(storage_->async(), &StorageAsync::AppendMessage,
+              std::move(request), timeout, std::move(done));
+    return;
+  }
+  appends_->Submit(
+      {std::move(request), std::chrono::system_clock::now() + timeout},
+      std::move(done));
+}
+
+void MessageServiceImpl::SendAppends(std::vector<PendingAppend> items,
+                                     AppendBatcher::Finish finish) {
+  // The call lives as long as its most patient send; storage skips a send
+  // whose own deadline passed before its turn only as a whole call, so a
+  // send that gave up may still be written (a retry finds it by its
+  // client_message_id).
+  const auto timeout = TimeoutForLatest(items);
+  auto batch = std::make_shared<internal::AppendMessagesRequest>();
+  batch->mutable_requests()->Reserve(static_cast<int>(items.size()));
+  for (PendingAppend& item : items) {
+    *batch->add_requests() = std::move(item.request);
+  }
+  // Not CallAsync: the batch is kept (not copied) for the fallback below.
+  struct Call {
+    grpc::ClientContext ctx;
+    internal::AppendMessagesResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  SetTimeout(&call->ctx, timeout);
+  storage_->async()->AppendMessages(
+      &call->ctx, batch.get(), &call->response,
+      [this, call, batch, timeout,
+       finish = std::move(finish)](grpc::Status status) mutable {
+        if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+          // A storage older than this instance (mid-upgrade): one call each.
+          AppendOneByOne(std::move(batch), timeout, std::move(finish));
+          return;
+        }
+        if (!status.ok()) {
+          finish(FromGrpcStatus(status));
+          return;
+        }
+        finish(OutcomeResults<internal::ChatEventResult>(
+            call->response.mutable_outcomes(), [](internal::AppendOutcome* o) {
+              return std::move(*o->mutable_result());
+            }));
+      });
+}
+
+void MessageServiceImpl::AppendOneByOne(
+    std::shared_ptr<internal::AppendMessagesRequest> batch,
+    std::chrono::milliseconds timeout, AppendBatcher::Finish finish) {
+  auto answer =
+      AppendBatcher::Gather(batch->requests_size(), std::move(finish));
+  for (int i = 0; i < batch->requests_size(); ++i) {
+    CallAsync(storage_->async(), &StorageAsync::AppendMessage,
+              batch->requests(i), timeout,
+              [answer, i](absl::StatusOr<internal::ChatEventResult> r) {
+                answer(i, std::move(r));
+              });
+  }
 }
 
 grpc::ServerUnaryReactor* MessageServiceImpl::AddMembers(
     grpc::CallbackServerContext* ctx, const internal::AddMembersRequest* req,
     parley::v1::Chat* resp) {
   auto* reactor = ctx->DefaultReactor();
-  CallAsync(storage_->async(), &internal::StorageService::StubInterface::async_interface::AddMembers,
-            *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
-            [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
-              if (!r.ok()) {
-                reactor->Finish(ToGrpcStatus(r.status()));
-                return;
-              }
-              *resp = r->chat();
-              reactor->Finish(grpc::Status::OK);
-              if (!r->duplicate()) FanoutEvent(r->event(), r->recipient_user_ids());
-            });
+  CallAsync(
+      storage_->async(),
+      &internal::StorageService::StubInterface::async_interface::AddMembers,
+      *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
+      [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
+        if (!r.ok()) {
+          reactor->Finish(ToGrpcStatus(r.status()));
+          return;
+        }
+        *resp = r->chat();
+        reactor->Finish(grpc::Status::OK);
+        if (!r->duplicate()) FanoutEvent(r->event(), r->recipient_user_ids());
+      });
   return reactor;
 }
 
@@ -139,17 +265,19 @@ grpc::ServerUnaryReactor* MessageServiceImpl::RemoveMember(
     grpc::CallbackServerContext* ctx, const internal::RemoveMemberRequest* req,
     parley::v1::Chat* resp) {
   auto* reactor = ctx->DefaultReactor();
-  CallAsync(storage_->async(), &internal::StorageService::StubInterface::async_interface::RemoveMember,
-            *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
-            [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
-              if (!r.ok()) {
-                reactor->Finish(ToGrpcStatus(r.status()));
-                return;
-              }
-              *resp = r->chat();
-              reactor->Finish(grpc::Status::OK);
-              if (!r->duplicate()) FanoutEvent(r->event(), r->recipient_user_ids());
-            });
+  CallAsync(
+      storage_->async(),
+      &internal::StorageService::StubInterface::async_interface::RemoveMember,
+      *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
+      [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
+        if (!r.ok()) {
+          reactor->Finish(ToGrpcStatus(r.status()));
+          return;
+        }
+        *resp = r->chat();
+        reactor->Finish(grpc::Status::OK);
+        if (!r->duplicate()) FanoutEvent(r->event(), r->recipient_user_ids());
+      });
   return reactor;
 }
 
@@ -208,7 +336,8 @@ grpc::ServerUnaryReactor* MessageServiceImpl::DeleteMessage(
     grpc::CallbackServerContext* ctx, const internal::DeleteMessageRequest* req,
     parley::v1::Message* resp) {
   return AppendEvent(
-      ctx, ValidateTarget(req->actor_user_id(), req->chat_id(), req->message_id()),
+      ctx,
+      ValidateTarget(req->actor_user_id(), req->chat_id(), req->message_id()),
       &StorageAsync::DeleteMessage, *req, resp);
 }
 
@@ -224,29 +353,30 @@ grpc::ServerUnaryReactor* MessageServiceImpl::AddReaction(
 grpc::ServerUnaryReactor* MessageServiceImpl::RemoveReaction(
     grpc::CallbackServerContext* ctx, const internal::ReactionRequest* req,
     parley::v1::Message* resp) {
-  return AppendEvent(ctx, ValidateReaction(*req),
-                     &StorageAsync::RemoveReaction, *req, resp);
+  return AppendEvent(ctx, ValidateReaction(*req), &StorageAsync::RemoveReaction,
+                     *req, resp);
 }
 
 grpc::ServerUnaryReactor* MessageServiceImpl::UpdateReceipt(
     grpc::CallbackServerContext* ctx, const internal::UpdateReceiptRequest* req,
     internal::UpdateReceiptResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  CallAsync(storage_->async(),
-            &internal::StorageService::StubInterface::async_interface::UpdateReceipt,
-            *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
-            [this, reactor, resp](absl::StatusOr<internal::UpdateReceiptResponse> r) {
-              if (!r.ok()) {
-                reactor->Finish(ToGrpcStatus(r.status()));
-                return;
-              }
-              *resp = *r;
-              reactor->Finish(grpc::Status::OK);
-              if (!r->changed()) return;
-              auto frame = std::make_shared<parley::v1::ServerFrame>();
-              *frame->mutable_receipt() = r->receipt();
-              Fanout(std::move(frame), r->recipient_user_ids());
-            });
+  CallAsync(
+      storage_->async(),
+      &internal::StorageService::StubInterface::async_interface::UpdateReceipt,
+      *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
+      [this, reactor, resp](absl::StatusOr<internal::UpdateReceiptResponse> r) {
+        if (!r.ok()) {
+          reactor->Finish(ToGrpcStatus(r.status()));
+          return;
+        }
+        *resp = *r;
+        reactor->Finish(grpc::Status::OK);
+        if (!r->changed()) return;
+        auto frame = std::make_shared<parley::v1::ServerFrame>();
+        *frame->mutable_receipt() = r->receipt();
+        Fanout(std::move(frame), r->recipient_user_ids());
+      });
   return reactor;
 }
 

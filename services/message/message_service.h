@@ -1,7 +1,8 @@
 // The message service: the write pipeline for chat events.
 //
-// SendMessage: validate -> assign a time-ordered id -> storage.AppendMessage
-// (membership check, next seq, message and event rows in one transaction)
+// SendMessage: validate -> assign a time-ordered id -> storage.AppendMessages
+// (membership check, next seq, message and event rows; concurrent sends
+// share one call, see CallBatcher, and storage commits them together)
 // -> answer the caller -> look up recipients' routes in presence -> push the
 // event to exactly the gateways that hold them (lookups are batched, see
 // FanoutBatcher). If presence cannot answer,
@@ -12,13 +13,16 @@
 #define PARLEY_SERVICES_MESSAGE_MESSAGE_SERVICE_H_
 
 #include <chrono>
+#include <functional>
 #include <memory>
 
+#include "absl/status/statusor.h"
+#include "common/call_batcher.h"
+#include "common/fanout_hub.h"
 #include "common/id_generator.h"
 #include "parley/internal/v1/message.grpc.pb.h"
 #include "parley/internal/v1/presence.grpc.pb.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
-#include "common/fanout_hub.h"
 #include "services/message/fanout_batcher.h"
 
 namespace parley::message {
@@ -36,6 +40,11 @@ struct MessageServiceOptions {
   size_t max_text_bytes = 16 * 1024;
   // Route lookups; its timeout is presence_timeout.
   FanoutBatcherOptions fanout;
+  // AppendMessages calls to storage in flight at once; sends arriving
+  // meanwhile share the next call. 0: one AppendMessage call per send.
+  int append_calls = 4;
+  // Most sends one AppendMessages call carries (storage takes 1,024).
+  size_t append_batch = 256;
 };
 
 class MessageServiceImpl final
@@ -50,6 +59,10 @@ class MessageServiceImpl final
       grpc::CallbackServerContext* ctx,
       const internal::AppendMessageRequest* req,
       parley::v1::Message* resp) override;
+  grpc::ServerUnaryReactor* SendMessages(
+      grpc::CallbackServerContext* ctx,
+      const internal::SendMessagesRequest* req,
+      internal::SendMessagesResponse* resp) override;
   grpc::ServerUnaryReactor* AddMembers(grpc::CallbackServerContext* ctx,
                                        const internal::AddMembersRequest* req,
                                        parley::v1::Chat* resp) override;
@@ -57,9 +70,9 @@ class MessageServiceImpl final
       grpc::CallbackServerContext* ctx,
       const internal::RemoveMemberRequest* req,
       parley::v1::Chat* resp) override;
-  grpc::ServerUnaryReactor* EditMessage(
-      grpc::CallbackServerContext* ctx, const internal::EditMessageRequest* req,
-      parley::v1::Message* resp) override;
+  grpc::ServerUnaryReactor* EditMessage(grpc::CallbackServerContext* ctx,
+                                        const internal::EditMessageRequest* req,
+                                        parley::v1::Message* resp) override;
   grpc::ServerUnaryReactor* DeleteMessage(
       grpc::CallbackServerContext* ctx,
       const internal::DeleteMessageRequest* req,
@@ -67,9 +80,9 @@ class MessageServiceImpl final
   grpc::ServerUnaryReactor* AddReaction(grpc::CallbackServerContext* ctx,
                                         const internal::ReactionRequest* req,
                                         parley::v1::Message* resp) override;
-  grpc::ServerUnaryReactor* RemoveReaction(
-      grpc::CallbackServerContext* ctx, const internal::ReactionRequest* req,
-      parley::v1::Message* resp) override;
+  grpc::ServerUnaryReactor* RemoveReaction(grpc::CallbackServerContext* ctx,
+                                           const internal::ReactionRequest* req,
+                                           parley::v1::Message* resp) override;
   grpc::ServerUnaryReactor* UpdateReceipt(
       grpc::CallbackServerContext* ctx,
       const internal::UpdateReceiptRequest* req,
@@ -101,11 +114,37 @@ class MessageServiceImpl final
                                    std::function<void(grpc::Status)>),
       Request request, parley::v1::Message* resp);
 
+  // Validates and persists one send; `answer` gets the stored message (or
+  // the failure), and then the event fans out.
+  using SendDone = std::function<void(absl::StatusOr<parley::v1::Message>)>;
+  void SendOne(const internal::AppendMessageRequest& req,
+               std::chrono::milliseconds timeout, SendDone answer);
+  // Persists one send: through `appends_`, or alone when batching is off.
+  using AppendDone =
+      std::function<void(absl::StatusOr<internal::ChatEventResult>)>;
+  void Append(internal::AppendMessageRequest request,
+              std::chrono::milliseconds timeout, AppendDone done);
+  struct PendingAppend {
+    internal::AppendMessageRequest request;
+    std::chrono::system_clock::time_point deadline;
+  };
+  using AppendBatcher = CallBatcher<PendingAppend, internal::ChatEventResult>;
+  // Starts one AppendMessages call carrying `items`.
+  void SendAppends(std::vector<PendingAppend> items,
+                   AppendBatcher::Finish finish);
+  // The same, one AppendMessage call per send (for a storage without
+  // AppendMessages).
+  void AppendOneByOne(std::shared_ptr<internal::AppendMessagesRequest> batch,
+                      std::chrono::milliseconds timeout,
+                      AppendBatcher::Finish finish);
+
   const MessageServiceOptions options_;
   IdGenerator* const ids_;
   internal::StorageService::StubInterface* const storage_;
   FanoutHub* const hub_;
   FanoutBatcher fanout_;
+  // Null when options_.append_calls is 0.
+  std::unique_ptr<AppendBatcher> appends_;
 };
 
 }  // namespace parley::message

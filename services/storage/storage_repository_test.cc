@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <pqxx/pqxx>
 #include <random>
 #include <set>
@@ -93,8 +93,8 @@ PgBlobStore& Blobs() {
 
 std::string Sha256Hex(absl::string_view data) {
   unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()),
-                     data.size());
+  crypto_hash_sha256(
+      digest, reinterpret_cast<const unsigned char*>(data.data()), data.size());
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
@@ -232,8 +232,7 @@ class StorageTest : public ::testing::Test {
     return repo().RemoveMember(req);
   }
 
-  absl::StatusOr<iv1::UpdateReceiptResponse> Receipt(int64_t user,
-                                                     int64_t chat,
+  absl::StatusOr<iv1::UpdateReceiptResponse> Receipt(int64_t user, int64_t chat,
                                                      uint64_t delivered,
                                                      uint64_t read) {
     iv1::UpdateReceiptRequest req;
@@ -462,13 +461,13 @@ TEST_F(StorageTest, MigrationsApplyFromEmptyOnceEvenConcurrently) {
                                     "column_name = 'last_seen_time' AND "
                                     "is_nullable = 'YES'")[0]
                                   .as<int64_t>();
-                    indexes = tx.exec1(
-                                    "SELECT count(*) FROM pg_indexes WHERE "
-                                    "tablename = 'chat_members' AND "
-                                    "indexname IN ('chat_members_user_id_"
-                                    "chat_id_idx', 'chat_members_user_id_idx')")
-                                  [0]
-                                  .as<int64_t>();
+                    indexes =
+                        tx.exec1(
+                              "SELECT count(*) FROM pg_indexes WHERE "
+                              "tablename = 'chat_members' AND "
+                              "indexname IN ('chat_members_user_id_"
+                              "chat_id_idx', 'chat_members_user_id_idx')")[0]
+                            .as<int64_t>();
                     return absl::OkStatus();
                   })
                   .ok());
@@ -837,7 +836,8 @@ TEST_F(StorageTest, AppendMessagesAnswersEachRequestOnItsOwn) {
   const int64_t outsider = NewUser();
   const int64_t group = NewGroup(a, {b});
   const int64_t direct = NewDirect(c, d);
-  const std::string tricky = "quote \" back\\slash {brace}, comma 'apos' \u00e9";
+  const std::string tricky =
+      "quote \" back\\slash {brace}, comma 'apos' \u00e9";
   std::vector<iv1::AppendMessageRequest> reqs = {
       MessageRequest(group, a, "am-1", "first"),            // 0: seq 1
       MessageRequest(group, outsider, "am-2", "intruder"),  // 1: not a member
@@ -858,7 +858,8 @@ TEST_F(StorageTest, AppendMessagesAnswersEachRequestOnItsOwn) {
   ASSERT_TRUE(out[0].ok()) << out[0].status();
   EXPECT_EQ(out[0]->event().seq(), 1u);
   EXPECT_FALSE(out[0]->duplicate());
-  EXPECT_THAT(out[0]->recipient_user_ids(), ::testing::UnorderedElementsAre(a, b));
+  EXPECT_THAT(out[0]->recipient_user_ids(),
+              ::testing::UnorderedElementsAre(a, b));
   EXPECT_EQ(out[1].status().code(), absl::StatusCode::kPermissionDenied);
   ASSERT_TRUE(out[2].ok()) << out[2].status();
   EXPECT_EQ(out[2]->event().seq(), 1u);
@@ -1563,8 +1564,8 @@ TEST_F(StorageTest, UnreadCountFollowsReceipts) {
     }
   }
   // A deleted message is not unread.
-  Sql(absl::StrCat("UPDATE messages SET deleted = true WHERE chat_id = ",
-                   group, " AND seq = 2"));
+  Sql(absl::StrCat("UPDATE messages SET deleted = true WHERE chat_id = ", group,
+                   " AND seq = 2"));
   EXPECT_EQ(Unread(a, group), 2u);
 }
 
@@ -1726,8 +1727,8 @@ TEST_F(StorageTest, GetVisibleUsers) {
   ASSERT_TRUE(Remove(admin, group, former).ok());
   ASSERT_TRUE(SeenAt({viewer, contact, stranger, former}, 1700000000).ok());
 
-  const std::vector<int64_t> asked = {stranger, contact,   viewer, 987654321,
-                                      co_member, contact,  former, -3};
+  const std::vector<int64_t> asked = {stranger,  contact, viewer, 987654321,
+                                      co_member, contact, former, -3};
   auto r = Visible(viewer, asked);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->users_size(), static_cast<int>(asked.size()));
@@ -1992,8 +1993,8 @@ TEST_F(StorageTest, DeleteLeavesATombstoneEverywhere) {
   ASSERT_TRUE(Edit(b, chat, msg, "secret two").ok());  // 2
   ASSERT_TRUE(React(a, chat, msg, "👍").ok());          // 3
   ASSERT_TRUE(React(b, chat, msg, "🎉").ok());          // 4
-  const int64_t kept = SendId(chat, b, "kept");         // 5
-  ASSERT_TRUE(React(a, chat, kept, "👍").ok());          // 6
+  const int64_t kept = SendId(chat, b, "kept");        // 5
+  ASSERT_TRUE(React(a, chat, kept, "👍").ok());         // 6
   EXPECT_EQ(Unread(a, chat), 2u);
   const pv1::Message before = Listed(a, chat, msg);
   ASSERT_TRUE(before.has_edit_time());
@@ -2032,8 +2033,7 @@ TEST_F(StorageTest, DeleteLeavesATombstoneEverywhere) {
                    "'secret%'"),
             0);
   // The other message keeps its reaction; unread drops the tombstone.
-  EXPECT_EQ(Reactions(Listed(a, chat, kept)),
-            (ReactionList{{"👍", {Id(a)}}}));
+  EXPECT_EQ(Reactions(Listed(a, chat, kept)), (ReactionList{{"👍", {Id(a)}}}));
   EXPECT_EQ(Unread(a, chat), 1u);
 
   // Every earlier event of the message now carries the tombstone.
@@ -2107,8 +2107,8 @@ TEST_F(StorageTest, ReactionsAggregateInOrderAndAreIdempotent) {
             (ReactionList{{"👍", {Id(a)}}}));
   EXPECT_THAT(r1->recipient_user_ids(), UnorderedElementsAre(a, b, c));
   ASSERT_TRUE(React(b, chat, msg, "❤️").ok());  // 3
-  ASSERT_TRUE(React(c, chat, msg, "👍").ok());  // 4
-  auto r4 = React(b, chat, msg, "👍");          // 5
+  ASSERT_TRUE(React(c, chat, msg, "👍").ok());       // 4
+  auto r4 = React(b, chat, msg, "👍");               // 5
   ASSERT_TRUE(r4.ok());
   EXPECT_EQ(Reactions(r4->event().reaction_changed()),
             (ReactionList{{"👍", {Id(a), Id(c), Id(b)}}, {"❤️", {Id(b)}}}));
@@ -2126,7 +2126,8 @@ TEST_F(StorageTest, ReactionsAggregateInOrderAndAreIdempotent) {
   EXPECT_TRUE(none->duplicate());
   EXPECT_EQ(GetChat(a, chat)->last_seq(), 5u);
 
-  // a re-reacts: now last among 👍, and 👍's first reaction is after ❤️'s.
+  // a re-reacts: now last among 👍, and 👍's first reaction is after
+  // ❤️'s.
   auto un = Unreact(a, chat, msg, "👍");  // 6
   ASSERT_TRUE(un.ok());
   EXPECT_FALSE(un->duplicate());
@@ -2222,9 +2223,9 @@ TEST_F(StorageTest, ConcurrentReactionsAreExactAndGapFree) {
     std::string emoji;
   };
   // Per round; some are no-ops on purpose (repeat add, remove of absent).
-  const std::vector<Op> round = {{true, "👍"},  {true, "❤️"},  {true, "👍"},
-                                 {false, "❤️"}, {true, "🎉"},  {false, "🔥"},
-                                 {false, "❤️"}, {true, "❤️"}};
+  const std::vector<Op> round = {
+      {true, "👍"}, {true, "❤️"}, {true, "👍"},       {false, "❤️"},
+      {true, "🎉"}, {false, "🔥"},     {false, "❤️"}, {true, "❤️"}};
   std::vector<int> effective(kUsers, 0);
   std::vector<std::set<std::string>> final_state(kUsers);
   std::vector<std::vector<uint64_t>> seqs(kUsers);
@@ -2241,8 +2242,8 @@ TEST_F(StorageTest, ConcurrentReactionsAreExactAndGapFree) {
           ops.push_back({false, "❤️"});
         }
         for (const Op& op : ops) {
-          const bool changes = op.add ? !mine.count(op.emoji)
-                                      : mine.count(op.emoji) > 0;
+          const bool changes =
+              op.add ? !mine.count(op.emoji) : mine.count(op.emoji) > 0;
           auto res = op.add ? React(users[t], chat, msg, op.emoji)
                             : Unreact(users[t], chat, msg, op.emoji);
           if (!res.ok() || res->duplicate() == changes) {
@@ -2394,6 +2395,81 @@ TEST_F(StorageTest, ConcurrentNewEmojiRespectTheLimit) {
   }
 }
 
+// AppendMessages over gRPC, with group commit (lanes) and without: one
+// outcome per request in request order, errors kept to their own request,
+// a chat's seqs in request order.
+TEST_F(StorageTest, AppendMessagesOverGrpcAnswersEachRequestInItsOutcome) {
+  for (int lanes : {1, 0}) {
+    SCOPED_TRACE(absl::StrCat("append lanes ", lanes));
+    ThreadPool workers("storage-test", 2, 16);
+    StorageServiceImpl service(&repo(), &workers);
+    std::unique_ptr<AppendBatcher> batcher;
+    if (lanes > 0) {
+      batcher = std::make_unique<AppendBatcher>(
+          &repo(), &workers, AppendBatcherOptions{.lanes = lanes});
+      service.set_append_batcher(batcher.get());
+    }
+    auto server = StartServer(ServerOptions{}, {&service});
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto stub = iv1::StorageService::NewStub(
+        MakeChannel(absl::StrCat("127.0.0.1:", server->port)));
+    auto call = [&](const iv1::AppendMessagesRequest& req,
+                    iv1::AppendMessagesResponse* resp) {
+      grpc::ClientContext ctx;
+      SetTimeout(&ctx, std::chrono::seconds(10));
+      return stub->AppendMessages(&ctx, req, resp);
+    };
+
+    const int64_t a = NewUser(), b = NewUser(), outsider = NewUser();
+    const int64_t chat = NewDirect(a, b);
+    const std::string tag = absl::StrCat("amg", lanes, "-");
+    iv1::AppendMessagesRequest req;
+    *req.add_requests() = MessageRequest(chat, a, tag + "1", "one");
+    *req.add_requests() = MessageRequest(chat, outsider, tag + "2", "no");
+    *req.add_requests() = MessageRequest(chat, b, tag + "3", "two");
+    *req.add_requests() = MessageRequest(chat, a, tag + "1", "one");  // retry
+    *req.add_requests() = MessageRequest(chat, a, tag + "4", "three");
+    iv1::AppendMessagesResponse resp;
+    grpc::Status s = call(req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(resp.outcomes_size(), 5);
+    const auto& o = resp.outcomes();
+    EXPECT_EQ(o[0].code(), 0) << o[0].error_message();
+    EXPECT_EQ(o[0].result().event().seq(), 1u);
+    EXPECT_EQ(o[0].result().event().message_created().text(), "one");
+    EXPECT_EQ(o[1].code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_FALSE(o[1].error_message().empty());
+    EXPECT_FALSE(o[1].has_result());
+    EXPECT_EQ(o[2].code(), 0) << o[2].error_message();
+    EXPECT_EQ(o[2].result().event().seq(), 2u);
+    EXPECT_EQ(o[3].code(), 0) << o[3].error_message();
+    EXPECT_TRUE(o[3].result().duplicate());
+    EXPECT_EQ(o[3].result().event().seq(), 1u);
+    EXPECT_EQ(o[4].code(), 0) << o[4].error_message();
+    EXPECT_EQ(o[4].result().event().seq(), 3u);
+    EXPECT_THAT(o[4].result().recipient_user_ids(), UnorderedElementsAre(a, b));
+
+    // An empty call is answered with nothing; an oversized one is refused
+    // whole, naming the field, and writes nothing.
+    iv1::AppendMessagesResponse empty;
+    EXPECT_TRUE(call(iv1::AppendMessagesRequest(), &empty).ok());
+    EXPECT_EQ(empty.outcomes_size(), 0);
+    iv1::AppendMessagesRequest big;
+    for (int i = 0; i < 1025; ++i) {
+      *big.add_requests() =
+          MessageRequest(chat, a, absl::StrCat(tag, "big", i), "x");
+    }
+    iv1::AppendMessagesResponse refused;
+    s = call(big, &refused);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("requests"));
+    auto chat_now = GetChat(a, chat);
+    ASSERT_TRUE(chat_now.ok()) << chat_now.status();
+    EXPECT_EQ(chat_now->last_seq(), 3u);
+    server->server->Shutdown();
+  }
+}
+
 TEST_F(StorageTest, ServiceAnswersOverGrpc) {
   ThreadPool workers("storage-test", 2, 16);
   StorageServiceImpl service(&repo(), &workers);
@@ -2510,10 +2586,9 @@ TEST_F(StorageTest, ServiceAnswersOverGrpc) {
     del.set_chat_id(987654321);
     del.set_message_id(1);
     iv1::ChatEventResult resp;
-    const grpc::Status s =
-        i == 0   ? stub->AddReaction(&ctx, react, &resp)
-        : i == 1 ? stub->RemoveReaction(&ctx, react, &resp)
-                 : stub->DeleteMessage(&ctx, del, &resp);
+    const grpc::Status s = i == 0   ? stub->AddReaction(&ctx, react, &resp)
+                           : i == 1 ? stub->RemoveReaction(&ctx, react, &resp)
+                                    : stub->DeleteMessage(&ctx, del, &resp);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << i;
   }
   ShutdownGracefully(server->server.get(), std::chrono::seconds(1));
@@ -2533,8 +2608,8 @@ std::string Bytes(int64_t size, uint32_t seed) {
 struct UploadOptions {
   std::string name = "photo.png";
   std::string content_type = "image/png";
-  std::string sha256;          // empty: the content's
-  int64_t size_bytes = -1;     // negative: the content's
+  std::string sha256;       // empty: the content's
+  int64_t size_bytes = -1;  // negative: the content's
   int64_t max_file_bytes = 0;
   int64_t piece = kMiB;
 };
@@ -2559,8 +2634,8 @@ class FileServiceTest : public StorageTest {
     StorageTest::SetUp();
     ASSERT_GE(sodium_init(), 0);
     workers_ = std::make_unique<ThreadPool>("file-test", 4, 64);
-    service_ = std::make_unique<StorageServiceImpl>(&repo(), workers_.get(),
-                                                    &Blobs());
+    service_ =
+        std::make_unique<StorageServiceImpl>(&repo(), workers_.get(), &Blobs());
     auto server = StartServer(ServerOptions{}, {service_.get()});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -2577,8 +2652,8 @@ class FileServiceTest : public StorageTest {
     EXPECT_EQ(Blobs().active_uploads(), 0);
   }
 
-  UploadResult Upload(int64_t uploader, int64_t chat, const std::string& content,
-                      const UploadOptions& o = {}) {
+  UploadResult Upload(int64_t uploader, int64_t chat,
+                      const std::string& content, const UploadOptions& o = {}) {
     UploadResult result;
     grpc::ClientContext ctx;
     SetTimeout(&ctx, std::chrono::seconds(30));
@@ -2692,8 +2767,8 @@ TEST_F(FileServiceTest, DownloadResumesFromAnOffset) {
   UploadResult up = Upload(a, chat, content, {.piece = 300000});
   ASSERT_TRUE(up.status.ok()) << up.status.error_message();
   const int64_t file_id = ParseId("file_id", up.file.file_id()).value();
-  for (int64_t offset : {int64_t{1}, kMiB - 1, kMiB, 2 * kMiB + 99,
-                         2 * kMiB + 100}) {
+  for (int64_t offset :
+       {int64_t{1}, kMiB - 1, kMiB, 2 * kMiB + 99, 2 * kMiB + 100}) {
     SCOPED_TRACE(offset);
     DownloadResult down = Download(a, file_id, offset);
     ASSERT_TRUE(down.status.ok()) << down.status.error_message();
@@ -2787,21 +2862,27 @@ TEST_F(FileServiceTest, UploadValidatesMetadata) {
   };
   const std::vector<Case> cases = {
       {{.name = ""}, grpc::StatusCode::INVALID_ARGUMENT, "name"},
-      {{.name = std::string(256, 'x')}, grpc::StatusCode::INVALID_ARGUMENT,
+      {{.name = std::string(256, 'x')},
+       grpc::StatusCode::INVALID_ARGUMENT,
        "name"},
       {{.name = "a/b"}, grpc::StatusCode::INVALID_ARGUMENT, "name"},
       {{.name = "a\\b"}, grpc::StatusCode::INVALID_ARGUMENT, "name"},
       {{.name = "a\nb"}, grpc::StatusCode::INVALID_ARGUMENT, "name"},
-      {{.content_type = "png"}, grpc::StatusCode::INVALID_ARGUMENT,
+      {{.content_type = "png"},
+       grpc::StatusCode::INVALID_ARGUMENT,
        "content_type"},
-      {{.content_type = "image/"}, grpc::StatusCode::INVALID_ARGUMENT,
+      {{.content_type = "image/"},
+       grpc::StatusCode::INVALID_ARGUMENT,
        "content_type"},
-      {{.content_type = "image/p ng"}, grpc::StatusCode::INVALID_ARGUMENT,
+      {{.content_type = "image/p ng"},
+       grpc::StatusCode::INVALID_ARGUMENT,
        "content_type"},
       {{.sha256 = "abc"}, grpc::StatusCode::INVALID_ARGUMENT, "sha256"},
-      {{.sha256 = std::string(64, 'g')}, grpc::StatusCode::INVALID_ARGUMENT,
+      {{.sha256 = std::string(64, 'g')},
+       grpc::StatusCode::INVALID_ARGUMENT,
        "sha256"},
-      {{.max_file_bytes = 4}, grpc::StatusCode::RESOURCE_EXHAUSTED,
+      {{.max_file_bytes = 4},
+       grpc::StatusCode::RESOURCE_EXHAUSTED,
        "size_bytes"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -2887,9 +2968,9 @@ TEST_F(FileServiceTest, DownloadNeedsAMessageSharingTheFile) {
   EXPECT_EQ(Download(outsider, file_id).status.error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
 
-  const int64_t msg = ParseId("message_id",
-                              sent->event().message_created().message_id())
-                          .value();
+  const int64_t msg =
+      ParseId("message_id", sent->event().message_created().message_id())
+          .value();
   ASSERT_TRUE(Delete(a, chat, msg).ok());
   EXPECT_EQ(Download(b, file_id).status.error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
@@ -2903,9 +2984,9 @@ TEST_F(FileServiceTest, MessagesCarryTheirFile) {
   const int64_t b = NewUser();
   const int64_t chat = NewGroup(a, {b});
   const int64_t other = NewGroup(a, {b});
-  UploadResult up = Upload(a, chat, "pdf bytes",
-                           {.name = "doc.pdf",
-                            .content_type = "application/pdf"});
+  UploadResult up =
+      Upload(a, chat, "pdf bytes",
+             {.name = "doc.pdf", .content_type = "application/pdf"});
   ASSERT_TRUE(up.status.ok()) << up.status.error_message();
   const int64_t file_id = ParseId("file_id", up.file.file_id()).value();
 
@@ -2913,9 +2994,9 @@ TEST_F(FileServiceTest, MessagesCarryTheirFile) {
   ASSERT_TRUE(sent.ok()) << sent.status();
   EXPECT_EQ(sent->event().message_created().file().SerializeAsString(),
             up.file.SerializeAsString());
-  const int64_t msg = ParseId("message_id",
-                              sent->event().message_created().message_id())
-                          .value();
+  const int64_t msg =
+      ParseId("message_id", sent->event().message_created().message_id())
+          .value();
   const pv1::Message listed = Listed(b, chat, msg);
   EXPECT_EQ(listed.text(), "");
   EXPECT_EQ(listed.file().file_id(), Id(file_id));

@@ -1,6 +1,7 @@
 #include "services/storage/storage_service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/batch_outcomes.h"
 #include "common/logging.h"
 #include "common/status_util.h"
 #include "common/validation.h"
@@ -31,6 +33,9 @@ StorageServiceImpl::StorageServiceImpl(StorageRepository* repo,
                                          : kDefaultMaxFileBytes) {}
 
 namespace {
+
+// Most requests one AppendMessages call may carry.
+constexpr int kMaxAppendBatch = 1024;
 
 // Failures worth an operator's attention are warnings; the caller's own
 // mistakes are debug noise.
@@ -163,6 +168,59 @@ grpc::ServerUnaryReactor* StorageServiceImpl::AppendMessage(
                      LogFailure("AppendMessage", r.status());
                      reactor->Finish(ToGrpcStatus(r.status()));
                    });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* StorageServiceImpl::AppendMessages(
+    grpc::CallbackServerContext* ctx, const iv1::AppendMessagesRequest* req,
+    iv1::AppendMessagesResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const int n = req->requests_size();
+  if (n > kMaxAppendBatch) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "requests: at most ", kMaxAppendBatch, " per call, got ", n))));
+    return reactor;
+  }
+  if (n == 0) {
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  auto fill = RecordOutcomes<iv1::ChatEventResult>(
+      reactor, resp->mutable_outcomes(), n,
+      [](iv1::AppendOutcome* out, iv1::ChatEventResult r) {
+        *out->mutable_result() = std::move(r);
+      });
+  auto record = [fill](int i, absl::StatusOr<iv1::ChatEventResult> r) {
+    LogFailure("AppendMessages", r.status());
+    fill(i, std::move(r));
+  };
+  if (batcher_ != nullptr) {
+    // Once the last answer is in, the call (ctx, req) may be gone: the loop
+    // reads nothing of it after the last Submit.
+    const auto deadline = ctx->deadline();
+    for (int i = 0; i < n; ++i) {
+      batcher_->Submit(&req->requests(i), deadline,
+                       [record, i](absl::StatusOr<iv1::ChatEventResult> r) {
+                         record(i, std::move(r));
+                       });
+    }
+    return reactor;
+  }
+  // Without group commit: one transaction each, in order, on one worker.
+  const bool queued = workers_->TrySubmit([this, ctx, req, n, record] {
+    for (int i = 0; i < n; ++i) {
+      if (ctx->deadline() <= std::chrono::system_clock::now()) {
+        record(i, absl::DeadlineExceededError(
+                      "deadline passed before the append started"));
+        continue;
+      }
+      record(i, repo_->AppendMessage(req->requests(i)));
+    }
+  });
+  if (!queued) {
+    spdlog::warn("AppendMessages rejected: worker queue full");
+    reactor->Finish(ToGrpcStatus(absl::UnavailableError("storage overloaded")));
+  }
   return reactor;
 }
 
@@ -356,9 +414,9 @@ class StorageServiceImpl::UploadReactor final
           absl::StrCat("size_bytes: at most ", limit, " bytes")));
       return;
     }
-    for (absl::Status s : {ValidateFileName(m.name()),
-                           ValidateContentType(m.content_type()),
-                           ValidateSha256Hex(m.sha256())}) {
+    for (absl::Status s :
+         {ValidateFileName(m.name()), ValidateContentType(m.content_type()),
+          ValidateSha256Hex(m.sha256())}) {
       if (!s.ok()) {
         Done(s);
         return;

@@ -79,6 +79,10 @@ class StorageServiceImpl final
       grpc::CallbackServerContext* ctx,
       const internal::v1::AppendMessageRequest* req,
       internal::v1::ChatEventResult* resp) override;
+  grpc::ServerUnaryReactor* AppendMessages(
+      grpc::CallbackServerContext* ctx,
+      const internal::v1::AppendMessagesRequest* req,
+      internal::v1::AppendMessagesResponse* resp) override;
   grpc::ServerUnaryReactor* ListMessages(
       grpc::CallbackServerContext* ctx,
       const internal::v1::ListMessagesRequest* req,

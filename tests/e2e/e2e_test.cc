@@ -8,9 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "parley/internal/v1/message.grpc.pb.h"
 #include "tests/e2e/test_client.h"
 #include "tests/support/cluster.h"
 
@@ -48,7 +51,6 @@ class E2eTest : public testing::SharedClusterTest {
   std::unique_ptr<Api> api1_;
 };
 
-
 void ExpectCode(const grpc::Status& s, grpc::StatusCode code,
                 const std::string& field = "") {
   EXPECT_EQ(s.error_code(), code) << s.error_message();
@@ -82,8 +84,9 @@ TEST_F(E2eTest, RegisterAndLogin) {
   EXPECT_TRUE(api_->Call(r.access_token(), &Stub::ListChats,
                          v1::ListChatsRequest(), &chats)
                   .ok());
-  EXPECT_TRUE(api1_->Call(r.access_token(), &Stub::ListChats,
-                          v1::ListChatsRequest(), &chats)
+  EXPECT_TRUE(api1_
+                  ->Call(r.access_token(), &Stub::ListChats,
+                         v1::ListChatsRequest(), &chats)
                   .ok());
 
   v1::LoginRequest login;
@@ -120,9 +123,9 @@ TEST_F(E2eTest, ChatServiceNeedsAValidToken) {
   v1::ListChatsResponse chats;
   ExpectCode(api_->Call("", &Stub::ListChats, v1::ListChatsRequest(), &chats),
              grpc::StatusCode::UNAUTHENTICATED);
-  ExpectCode(api_->Call("garbage", &Stub::ListChats, v1::ListChatsRequest(),
-                        &chats),
-             grpc::StatusCode::UNAUTHENTICATED);
+  ExpectCode(
+      api_->Call("garbage", &Stub::ListChats, v1::ListChatsRequest(), &chats),
+      grpc::StatusCode::UNAUTHENTICATED);
   // Well-formed but never issued.
   ExpectCode(api_->Call("plt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                         &Stub::ListChats, v1::ListChatsRequest(), &chats),
@@ -178,8 +181,9 @@ TEST_F(E2eTest, DirectChatIsOnePerPair) {
   v1::Chat ab = api_->Direct(a, b);
   EXPECT_EQ(ab.type(), v1::CHAT_TYPE_DIRECT);
   EXPECT_EQ(ab.last_seq(), 0u);
-  EXPECT_THAT(Sorted({ab.member_user_ids().begin(), ab.member_user_ids().end()}),
-              Sorted({a.user_id, b.user_id}));
+  EXPECT_THAT(
+      Sorted({ab.member_user_ids().begin(), ab.member_user_ids().end()}),
+      Sorted({a.user_id, b.user_id}));
   v1::Chat ba = api1_->Direct(b, a);
   EXPECT_EQ(ba.chat_id(), ab.chat_id());
   EXPECT_EQ(api_->Direct(a, b).chat_id(), ab.chat_id());
@@ -251,7 +255,8 @@ TEST_F(E2eTest, SendOnTheStreamIsAnsweredThereAndNotEchoedBack) {
   ASSERT_TRUE(a_phone && a_laptop && b_on_1);
   v1::Chat chat = api_->Direct(a, b);
 
-  ASSERT_TRUE(a_phone->Write(SendFrame(chat.chat_id(), "s1", "over the stream")));
+  ASSERT_TRUE(
+      a_phone->Write(SendFrame(chat.chat_id(), "s1", "over the stream")));
   auto r = WaitForResult(a_phone.get(), "s1");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->code(), 0) << r->error_message();
@@ -284,7 +289,8 @@ TEST_F(E2eTest, SendOnTheStreamIsAnsweredThereAndNotEchoedBack) {
 
   // A retry of the same send answers with the same message, and stores
   // nothing new.
-  ASSERT_TRUE(a_phone->Write(SendFrame(chat.chat_id(), "s1", "over the stream")));
+  ASSERT_TRUE(
+      a_phone->Write(SendFrame(chat.chat_id(), "s1", "over the stream")));
   auto again = WaitForResult(a_phone.get(), "s1");
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->code(), 0);
@@ -391,8 +397,8 @@ TEST_F(E2eTest, BurstOfStreamSendsIsAnsweredInFullAndDeliveredInOrder) {
       << got.size() << " of " << kSends << " delivered";
   ASSERT_TRUE(bs->Sync());
   for (const v1::ServerFrame& f : bs->Drain()) {
-    EXPECT_FALSE(f.has_chat_event()) << "extra event seq "
-                                     << f.chat_event().seq();
+    EXPECT_FALSE(f.has_chat_event())
+        << "extra event seq " << f.chat_event().seq();
   }
 }
 
@@ -416,7 +422,8 @@ TEST_F(E2eTest, DeliveryCrossesGateways) {
   // Exactly once per device: nothing else of this chat is pending.
   ASSERT_TRUE(b_on_1->Sync());
   for (const auto& f : b_on_1->Drain()) {
-    EXPECT_FALSE(f.has_chat_event() && f.chat_event().chat_id() == chat.chat_id())
+    EXPECT_FALSE(f.has_chat_event() &&
+                 f.chat_event().chat_id() == chat.chat_id())
         << "duplicate delivery of seq " << f.chat_event().seq();
   }
 }
@@ -431,9 +438,9 @@ TEST_F(E2eTest, OfflineRecipientCatchesUpWithSyncChat) {
   }
   // B comes back: ListChats says what was missed.
   v1::ListChatsResponse chats;
-  ASSERT_TRUE(api1_->Call(b.token, &Stub::ListChats, v1::ListChatsRequest(),
-                          &chats)
-                  .ok());
+  ASSERT_TRUE(
+      api1_->Call(b.token, &Stub::ListChats, v1::ListChatsRequest(), &chats)
+          .ok());
   ASSERT_EQ(chats.chats_size(), 1);
   EXPECT_EQ(chats.chats(0).chat_id(), chat.chat_id());
   EXPECT_EQ(chats.chats(0).last_seq(), 7u);
@@ -461,9 +468,9 @@ TEST_F(E2eTest, OfflineRecipientCatchesUpWithSyncChat) {
   EXPECT_EQ(page.events_size(), 0);
   EXPECT_FALSE(page.has_more());
   // The sender has nothing unread.
-  ASSERT_TRUE(api_->Call(a.token, &Stub::ListChats, v1::ListChatsRequest(),
-                         &chats)
-                  .ok());
+  ASSERT_TRUE(
+      api_->Call(a.token, &Stub::ListChats, v1::ListChatsRequest(), &chats)
+          .ok());
   EXPECT_EQ(chats.chats(0).unread_count(), 0u);
 }
 
@@ -531,7 +538,8 @@ TEST_F(E2eTest, ListChatsPagination) {
     v1::ListChatsResponse resp;
     ASSERT_TRUE(api_->Call(me.token, &Stub::ListChats, req, &resp).ok());
     ++pages;
-    for (const auto& c : resp.chats()) EXPECT_TRUE(seen.insert(c.chat_id()).second);
+    for (const auto& c : resp.chats())
+      EXPECT_TRUE(seen.insert(c.chat_id()).second);
     if (resp.next_page_token().empty()) break;
     req.set_page_token(resp.next_page_token());
   }
@@ -555,8 +563,10 @@ TEST_F(E2eTest, RetryWithSameClientMessageIdReturnsTheOriginal) {
   auto bs = Connect(b);
   ASSERT_TRUE(bs);
   v1::Message first, retry;
-  ASSERT_TRUE(api_->TrySend(a, chat.chat_id(), "once", &first, "cm-fixed").ok());
-  ASSERT_TRUE(api1_->TrySend(a, chat.chat_id(), "once", &retry, "cm-fixed").ok());
+  ASSERT_TRUE(
+      api_->TrySend(a, chat.chat_id(), "once", &first, "cm-fixed").ok());
+  ASSERT_TRUE(
+      api1_->TrySend(a, chat.chat_id(), "once", &retry, "cm-fixed").ok());
   EXPECT_EQ(retry.message_id(), first.message_id());
   EXPECT_EQ(retry.seq(), first.seq());
   // A different text or chat under the same id is a client bug, not a retry.
@@ -567,7 +577,8 @@ TEST_F(E2eTest, RetryWithSameClientMessageIdReturnsTheOriginal) {
   ExpectCode(api_->TrySend(a, chat2.chat_id(), "once", &other, "cm-fixed"),
              grpc::StatusCode::ALREADY_EXISTS, "client_message_id");
   // Another sender may use the same id.
-  ASSERT_TRUE(api_->TrySend(b, chat.chat_id(), "mine", &other, "cm-fixed").ok());
+  ASSERT_TRUE(
+      api_->TrySend(b, chat.chat_id(), "mine", &other, "cm-fixed").ok());
   EXPECT_EQ(other.seq(), first.seq() + 1);
   // B saw exactly two events.
   ASSERT_TRUE(bs->WaitForEvent(chat.chat_id(), 2).has_value());
@@ -620,7 +631,8 @@ TEST_F(E2eTest, SendMessageRejectsBadInput) {
 
   r = base;
   r.set_reply_to_message_id("abc");
-  ExpectCode(send(r), grpc::StatusCode::INVALID_ARGUMENT, "reply_to_message_id");
+  ExpectCode(send(r), grpc::StatusCode::INVALID_ARGUMENT,
+             "reply_to_message_id");
   r.set_reply_to_message_id("123456789");
   ExpectCode(send(r), grpc::StatusCode::NOT_FOUND, "reply_to_message_id");
   r.set_reply_to_message_id(in_other.message_id());  // another chat's message
@@ -642,9 +654,9 @@ TEST_F(E2eTest, SendMessageRejectsBadInput) {
              grpc::StatusCode::PERMISSION_DENIED);
   // None of the failures took a seq: the chat has exactly 2 messages.
   v1::ListChatsResponse chats;
-  ASSERT_TRUE(api_->Call(b.token, &Stub::ListChats, v1::ListChatsRequest(),
-                         &chats)
-                  .ok());
+  ASSERT_TRUE(
+      api_->Call(b.token, &Stub::ListChats, v1::ListChatsRequest(), &chats)
+          .ok());
   ASSERT_EQ(chats.chats_size(), 1);
   EXPECT_EQ(chats.chats(0).last_seq(), 3u);
 }
@@ -724,9 +736,9 @@ TEST_F(E2eTest, GroupChatRules) {
   rm.set_user_id(admin.user_id);
   ASSERT_TRUE(api_->Call(admin.token, &Stub::RemoveMember, rm, &after).ok());
   EXPECT_THAT(after.admin_user_ids(), ElementsAre(b.user_id));
-  EXPECT_THAT(Sorted({after.member_user_ids().begin(),
-                      after.member_user_ids().end()}),
-              Sorted({b.user_id, d.user_id}));
+  EXPECT_THAT(
+      Sorted({after.member_user_ids().begin(), after.member_user_ids().end()}),
+      Sorted({b.user_id, d.user_id}));
   // The new admin can now add; the old one cannot send.
   add.clear_user_ids();
   add.add_user_ids(c.user_id);
@@ -740,7 +752,8 @@ TEST_F(E2eTest, GroupChatRules) {
   sc.set_after_seq(0);
   ASSERT_TRUE(api_->Call(b.token, &Stub::SyncChat, sc, &events).ok());
   ASSERT_EQ(events.events_size(), 6);
-  for (int i = 0; i < 6; ++i) EXPECT_EQ(events.events(i).seq(), uint64_t(i + 1));
+  for (int i = 0; i < 6; ++i)
+    EXPECT_EQ(events.events(i).seq(), uint64_t(i + 1));
   EXPECT_TRUE(events.events(0).has_members_changed());
   EXPECT_TRUE(events.events(2).has_message_created());
   EXPECT_TRUE(events.events(5).has_members_changed());
@@ -770,8 +783,8 @@ TEST_F(E2eTest, CreateGroupChatRejectsBadInput) {
              grpc::StatusCode::INVALID_ARGUMENT, "title");
   ExpectCode(create("ok", {"bogus"}), grpc::StatusCode::INVALID_ARGUMENT,
              "member_user_ids");
-  ExpectCode(create("ok", {"8999999999999999999"}),
-             grpc::StatusCode::NOT_FOUND, "member_user_ids");
+  ExpectCode(create("ok", {"8999999999999999999"}), grpc::StatusCode::NOT_FOUND,
+             "member_user_ids");
   // 200 characters (not bytes) is fine.
   std::string title;
   for (int i = 0; i < 200; ++i) title += "\xC3\xA9";
@@ -803,6 +816,87 @@ TEST_F(E2eTest, CreateGroupChatRejectsBadInput) {
   grpc::Status over = api_->Call(a.token, &Stub::AddMembers, add, &after);
   EXPECT_FALSE(over.ok());
   EXPECT_NE(over.error_code(), grpc::StatusCode::INTERNAL);
+}
+
+// The batched internal call the gateways use: each send of a SendMessages
+// call gets its own outcome, in order, exactly as SendMessage would answer
+// it, and the successful ones fan out.
+TEST_F(E2eTest, MessageServiceAnswersEachSendOfABatchOnItsOwn) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b"),
+           outsider = api_->NewUser("x");
+  v1::Chat chat = api_->Direct(a, b);
+  auto bs = Connect(b);
+  ASSERT_TRUE(bs);
+  int64_t a_id = 0, b_id = 0, x_id = 0, chat_id = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(a.user_id, &a_id));
+  ASSERT_TRUE(absl::SimpleAtoi(b.user_id, &b_id));
+  ASSERT_TRUE(absl::SimpleAtoi(outsider.user_id, &x_id));
+  ASSERT_TRUE(absl::SimpleAtoi(chat.chat_id(), &chat_id));
+  auto send = [&](int64_t sender, const std::string& cid,
+                  const std::string& text) {
+    internal::v1::AppendMessageRequest r;
+    r.set_sender_user_id(sender);
+    r.set_chat_id(chat_id);
+    r.set_client_message_id(cid);
+    r.set_text(text);
+    return r;
+  };
+  internal::v1::SendMessagesRequest req;
+  *req.add_requests() = send(a_id, "batch-1", "one");
+  *req.add_requests() = send(a_id, "batch-2", std::string(17 * 1024, 'x'));
+  *req.add_requests() = send(x_id, "batch-3", "not a member");
+  *req.add_requests() = send(b_id, "batch-4", "two");
+  auto stub = internal::v1::MessageService::NewStub(
+      MakeChannel(cluster_->address("message0")));
+  auto call = [&](const internal::v1::SendMessagesRequest& r,
+                  internal::v1::SendMessagesResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    return stub->SendMessages(&ctx, r, resp);
+  };
+  internal::v1::SendMessagesResponse resp;
+  grpc::Status s = call(req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.outcomes_size(), 4);
+  EXPECT_EQ(resp.outcomes(0).code(), 0) << resp.outcomes(0).error_message();
+  EXPECT_EQ(resp.outcomes(0).message().text(), "one");
+  EXPECT_EQ(resp.outcomes(1).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(resp.outcomes(1).error_message(), StartsWith("text:"));
+  EXPECT_EQ(resp.outcomes(2).code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_FALSE(resp.outcomes(2).has_message());
+  EXPECT_EQ(resp.outcomes(3).code(), 0) << resp.outcomes(3).error_message();
+  EXPECT_EQ(resp.outcomes(3).message().text(), "two");
+  // The sends of one call are concurrent: together they take seqs 1 and 2,
+  // in either order, and each reaches the recipient under its seq.
+  EXPECT_THAT((std::set<uint64_t>{resp.outcomes(0).message().seq(),
+                                  resp.outcomes(3).message().seq()}),
+              ElementsAre(1u, 2u));
+  // In seq order: waiting for an event consumes the frames before it.
+  std::vector<v1::Message> stored = {resp.outcomes(0).message(),
+                                     resp.outcomes(3).message()};
+  std::sort(stored.begin(), stored.end(),
+            [](const auto& x, const auto& y) { return x.seq() < y.seq(); });
+  for (const v1::Message& m : stored) {
+    auto ev = bs->WaitForEvent(chat.chat_id(), m.seq());
+    ASSERT_TRUE(ev.has_value()) << "seq " << m.seq() << " not delivered";
+    EXPECT_EQ(ev->message_created().message_id(), m.message_id());
+    EXPECT_EQ(ev->message_created().client_message_id(), m.client_message_id());
+  }
+
+  // Too many sends in one call: refused whole, naming the field.
+  internal::v1::SendMessagesRequest big;
+  for (int i = 0; i < 1025; ++i) {
+    *big.add_requests() = send(a_id, absl::StrCat("big-", i), "x");
+  }
+  internal::v1::SendMessagesResponse refused;
+  s = call(big, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), StartsWith("requests:"));
+  // ... and writes none of them: the next send takes seq 3.
+  v1::Message next;
+  ASSERT_TRUE(api_->TrySend(a, chat.chat_id(), "three", &next).ok());
+  EXPECT_EQ(next.seq(), 3u);
 }
 
 }  // namespace
