@@ -1,22 +1,26 @@
-// Both ends of a batch call whose response holds one outcome per request:
-// an `int32 code` (a gRPC status code, 0 on success), a `string
+// Both ends of a batch call (AppendMessages, SendMessages): a request with
+// `repeated ... requests`, a response with one outcome per request, each an
+// `int32 code` (a gRPC status code, 0 on success), a `string
 // error_message`, and the request's result.
 //
-// Server side: the outcomes are sized up front and filled in as requests
-// finish, on any thread; the call finishes after the last one.
+// Server side: refuse oversized calls, then fill the outcomes in as
+// requests finish, on any thread; the call finishes after the last one.
 //
-//   auto record = RecordOutcomes(
+//   if (auto s = CheckBatchSize(n); !s.ok()) ...  // INVALID_ARGUMENT
+//   auto record = RecordOutcomes<ChatEventResult>(
 //       reactor, resp->mutable_outcomes(), n,
 //       [](AppendOutcome* o, ChatEventResult r) {
 //         *o->mutable_result() = std::move(r);
 //       });
 //   record(i, std::move(result_i));  // once per request
 //
-// Client side: back to one StatusOr per request.
+// Client side: one result per request, or one failure for the whole call.
+// A peer that predates the batch method gets one single call per request.
 //
-//   auto results = OutcomeResults<ChatEventResult>(
-//       resp.mutable_outcomes(),
-//       [](AppendOutcome* o) { return std::move(*o->mutable_result()); });
+//   CallBatch(stub->async(), &Async::AppendMessages, &Async::AppendMessage,
+//             std::move(requests), timeout,
+//             [](AppendOutcome* o) { return std::move(*o->mutable_result()); },
+//             [](absl::StatusOr<std::vector<absl::StatusOr<R>>> r) { ... });
 #ifndef PARLEY_COMMON_BATCH_OUTCOMES_H_
 #define PARLEY_COMMON_BATCH_OUTCOMES_H_
 
@@ -24,22 +28,46 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "common/async_call.h"
+#include "common/grpc_util.h"
 #include "common/status_util.h"
 
 namespace parley {
 
+// Most requests one batch call may carry.
+inline constexpr int kMaxBatchRequests = 1024;
+
+// INVALID_ARGUMENT naming `requests` when a call carries more than
+// kMaxBatchRequests.
+inline absl::Status CheckBatchSize(int n) {
+  if (n <= kMaxBatchRequests) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "requests: at most ", kMaxBatchRequests, " per call, got ", n));
+}
+
+// Sizes `outcomes` to `n` and returns the callback that records request i's
+// result; after the n-th the call finishes OK (at once when `n` is 0).
 template <typename Result, typename Outcome, typename SetResult>
 std::function<void(int, absl::StatusOr<Result>)> RecordOutcomes(
     grpc::ServerUnaryReactor* reactor,
     google::protobuf::RepeatedPtrField<Outcome>* outcomes, int n,
     SetResult set_result) {
+  if (n == 0) {
+    reactor->Finish(grpc::Status::OK);
+    return [](int, absl::StatusOr<Result>) {};
+  }
   // Sized before any request can finish: each thread then writes only its
   // own element.
   for (int i = 0; i < n; ++i) outcomes->Add();
@@ -60,21 +88,94 @@ std::function<void(int, absl::StatusOr<Result>)> RecordOutcomes(
   };
 }
 
-template <typename Result, typename Outcome, typename TakeResult>
-std::vector<absl::StatusOr<Result>> OutcomeResults(
-    google::protobuf::RepeatedPtrField<Outcome>* outcomes,
-    TakeResult take_result) {
-  std::vector<absl::StatusOr<Result>> results;
-  results.reserve(outcomes->size());
-  for (Outcome& o : *outcomes) {
-    if (o.code() == 0) {
-      results.push_back(take_result(&o));
-    } else {
-      results.push_back(FromGrpcStatus(grpc::Status(
-          static_cast<grpc::StatusCode>(o.code()), o.error_message())));
+// One batch's results, or the failure of the whole call.
+template <typename Result>
+using BatchResults = absl::StatusOr<std::vector<absl::StatusOr<Result>>>;
+
+// Builds a batch's results from answers that come one per item, in any
+// order and on any thread: returns the callback for item i; `finish` runs
+// once all `n` have answered (at once when `n` is 0).
+template <typename Result>
+std::function<void(size_t, absl::StatusOr<Result>)> GatherResults(
+    size_t n, std::function<void(BatchResults<Result>)> finish) {
+  struct State {
+    std::mutex mu;
+    std::vector<absl::StatusOr<Result>> results;
+    size_t left;
+    std::function<void(BatchResults<Result>)> finish;
+  };
+  auto state = std::make_shared<State>();
+  state->results.resize(n, absl::UnknownError("not answered"));
+  state->left = n;
+  state->finish = std::move(finish);
+  if (n == 0) state->finish(std::move(state->results));
+  return [state](size_t i, absl::StatusOr<Result> r) {
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->results[i] = std::move(r);
+      if (--state->left > 0) return;
     }
-  }
-  return results;
+    state->finish(std::move(state->results));
+  };
+}
+
+// Sends `requests` as one `batch` call; `take_result` moves a successful
+// outcome's result out. When the peer has no `batch` method (UNIMPLEMENTED:
+// it is older than this caller, as during a rolling upgrade), each request
+// goes as its own `single` call instead.
+template <typename Async, typename BatchRequest, typename BatchResponse,
+          typename Request, typename Result, typename TakeResult,
+          typename Finish>
+void CallBatch(Async* async,
+               void (Async::*batch)(grpc::ClientContext*, const BatchRequest*,
+                                    BatchResponse*,
+                                    std::function<void(grpc::Status)>),
+               void (Async::*single)(grpc::ClientContext*, const Request*,
+                                     Result*,
+                                     std::function<void(grpc::Status)>),
+               std::vector<Request> requests, std::chrono::milliseconds timeout,
+               TakeResult take_result, Finish finish) {
+  struct Call {
+    grpc::ClientContext ctx;
+    BatchRequest request;
+    BatchResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  call->request.mutable_requests()->Reserve(static_cast<int>(requests.size()));
+  for (Request& r : requests) *call->request.add_requests() = std::move(r);
+  SetTimeout(&call->ctx, timeout);
+  (async->*batch)(
+      &call->ctx, &call->request, &call->response,
+      [async, single, call, timeout, take_result = std::move(take_result),
+       finish = std::move(finish)](grpc::Status status) mutable {
+        if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+          const int n = call->request.requests_size();
+          auto answer = GatherResults<Result>(
+              n, std::function<void(BatchResults<Result>)>(std::move(finish)));
+          for (int i = 0; i < n; ++i) {
+            CallAsync(async, single, call->request.requests(i), timeout,
+                      [answer, i](absl::StatusOr<Result> r) {
+                        answer(i, std::move(r));
+                      });
+          }
+          return;
+        }
+        if (!status.ok()) {
+          finish(FromGrpcStatus(status));
+          return;
+        }
+        std::vector<absl::StatusOr<Result>> results;
+        results.reserve(call->response.outcomes_size());
+        for (auto& o : *call->response.mutable_outcomes()) {
+          if (o.code() == 0) {
+            results.push_back(take_result(&o));
+          } else {
+            results.push_back(FromGrpcStatus(grpc::Status(
+                static_cast<grpc::StatusCode>(o.code()), o.error_message())));
+          }
+        }
+        finish(std::move(results));
+      });
 }
 
 }  // namespace parley

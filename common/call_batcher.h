@@ -2,15 +2,17 @@
 // most `max_in_flight` batch calls run at once; items submitted while they
 // run wait and leave together in the next batch (up to `max_batch`). When
 // nothing is in flight an item leaves alone at once, so an idle caller adds
-// no delay, and batches grow with load, the way group commit does.
+// no delay, and batches grow with load, the way group commit does. A batch
+// call lives as long as its most patient item's deadline.
 //
 //   CallBatcher<Req, Res> batcher(
-//       {.max_in_flight = 4, .max_batch = 256},
-//       [stub](std::vector<Req> items, CallBatcher<Req, Res>::Finish finish) {
+//       {.max_in_flight = 8, .max_batch = 256},
+//       [stub](std::vector<Req> items, std::chrono::milliseconds timeout,
+//              CallBatcher<Req, Res>::Finish finish) {
 //         ...  // one call carrying `items`; then, on any thread:
 //         finish(std::vector<absl::StatusOr<Res>>{...});  // one per item
 //       });
-//   batcher.Submit(req, [](absl::StatusOr<Res> r) { ... });
+//   batcher.Submit(req, deadline, [](absl::StatusOr<Res> r) { ... });
 #ifndef PARLEY_COMMON_CALL_BATCHER_H_
 #define PARLEY_COMMON_CALL_BATCHER_H_
 
@@ -46,20 +48,23 @@ class CallBatcher {
   // or one failed status for all of them. Call it exactly once.
   using Finish =
       std::function<void(absl::StatusOr<std::vector<absl::StatusOr<Result>>>)>;
-  // Starts one batch call; must not block.
-  using Send = std::function<void(std::vector<Item> items, Finish finish)>;
+  // Starts one batch call with `timeout`; must not block.
+  using Send =
+      std::function<void(std::vector<Item> items,
+                         std::chrono::milliseconds timeout, Finish finish)>;
 
   CallBatcher(Options options, Send send)
       : options_(options), send_(std::move(send)) {}
 
   // `done` runs exactly once: with the item's result, with the batch call's
   // failure, or (inline) with RESOURCE_EXHAUSTED when too many items wait.
-  void Submit(Item item, Done done) {
+  void Submit(Item item, std::chrono::system_clock::time_point deadline,
+              Done done) {
     bool start = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (waiting_.size() < options_.max_waiting) {
-        waiting_.push_back({std::move(item), std::move(done)});
+        waiting_.push_back({std::move(item), deadline, std::move(done)});
         if (in_flight_ >= options_.max_in_flight) return;
         ++in_flight_;
         start = true;
@@ -71,32 +76,6 @@ class CallBatcher {
       return;
     }
     StartNext();
-  }
-
-  // Builds a batch's answer from calls made one per item (a fallback for
-  // a peer without the batch method): returns the callback for item i;
-  // `finish` runs once all `n` items have answered.
-  static std::function<void(size_t, absl::StatusOr<Result>)> Gather(
-      size_t n, Finish finish) {
-    struct State {
-      std::mutex mu;
-      std::vector<absl::StatusOr<Result>> results;
-      size_t left;
-      Finish finish;
-    };
-    auto state = std::make_shared<State>();
-    state->results.resize(n, absl::UnknownError("not answered"));
-    state->left = n;
-    state->finish = std::move(finish);
-    if (n == 0) state->finish(std::move(state->results));
-    return [state](size_t i, absl::StatusOr<Result> r) {
-      {
-        std::lock_guard<std::mutex> lock(state->mu);
-        state->results[i] = std::move(r);
-        if (--state->left > 0) return;
-      }
-      state->finish(std::move(state->results));
-    };
   }
 
   int in_flight() const {
@@ -111,6 +90,7 @@ class CallBatcher {
  private:
   struct Pending {
     Item item;
+    std::chrono::system_clock::time_point deadline;
     Done done;
   };
 
@@ -118,6 +98,8 @@ class CallBatcher {
   void StartNext() {
     std::vector<Item> items;
     auto dones = std::make_shared<std::vector<Done>>();
+    const auto now = std::chrono::system_clock::now();
+    auto latest = now;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (waiting_.empty()) {
@@ -128,12 +110,16 @@ class CallBatcher {
       items.reserve(n);
       dones->reserve(n);
       for (size_t i = 0; i < n; ++i) {
+        latest = std::max(latest, waiting_.front().deadline);
         items.push_back(std::move(waiting_.front().item));
         dones->push_back(std::move(waiting_.front().done));
         waiting_.pop_front();
       }
     }
-    send_(std::move(items),
+    const auto timeout = std::max(
+        std::chrono::milliseconds(1),
+        std::chrono::duration_cast<std::chrono::milliseconds>(latest - now));
+    send_(std::move(items), timeout,
           [this,
            dones](absl::StatusOr<std::vector<absl::StatusOr<Result>>> results) {
             if (results.ok() && results->size() != dones->size()) {
@@ -159,18 +145,6 @@ class CallBatcher {
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Pending> waiting_ ABSL_GUARDED_BY(mu_);
 };
-
-// The timeout of a batch call that lives as long as its most patient item
-// (each has a system_clock `deadline`); at least 1 ms.
-template <typename Items>
-std::chrono::milliseconds TimeoutForLatest(const Items& items) {
-  const auto now = std::chrono::system_clock::now();
-  auto latest = now;
-  for (const auto& item : items) latest = std::max(latest, item.deadline);
-  return std::max(
-      std::chrono::milliseconds(1),
-      std::chrono::duration_cast<std::chrono::milliseconds>(latest - now));
-}
 
 }  // namespace parley
 

@@ -23,11 +23,17 @@ using Results = std::vector<absl::StatusOr<std::string>>;
 class Recorder {
  public:
   Batcher::Send send() {
-    return [this](std::vector<int> items, Batcher::Finish finish) {
+    return [this](std::vector<int> items, std::chrono::milliseconds timeout,
+                  Batcher::Finish finish) {
       std::lock_guard<std::mutex> lock(mu_);
       batches_.push_back(std::move(items));
+      timeouts_.push_back(timeout);
       finishes_.push_back(std::move(finish));
     };
+  }
+  std::vector<std::chrono::milliseconds> timeouts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return timeouts_;
   }
   std::vector<std::vector<int>> batches() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -65,8 +71,14 @@ class Recorder {
  private:
   std::mutex mu_;
   std::vector<std::vector<int>> batches_;
+  std::vector<std::chrono::milliseconds> timeouts_;
   std::vector<Batcher::Finish> finishes_;
 };
+
+// A deadline that no test waits out.
+std::chrono::system_clock::time_point Later() {
+  return std::chrono::system_clock::now() + std::chrono::seconds(30);
+}
 
 // Collects what each item's `done` got.
 struct Outcomes {
@@ -84,7 +96,7 @@ TEST(CallBatcherTest, AnIdleItemLeavesAloneAtOnce) {
   Recorder rec;
   Outcomes out;
   Batcher b({.max_in_flight = 2}, rec.send());
-  b.Submit(7, out.For(7));
+  b.Submit(7, Later(), out.For(7));
   EXPECT_THAT(rec.batches(), ElementsAre(ElementsAre(7)));
   rec.Answer(0);
   ASSERT_EQ(out.got.size(), 1u);
@@ -97,7 +109,7 @@ TEST(CallBatcherTest, ItemsArrivingDuringACallShareTheNextBatchInOrder) {
   Recorder rec;
   Outcomes out;
   Batcher b({.max_in_flight = 1}, rec.send());
-  for (int i = 1; i <= 4; ++i) b.Submit(i, out.For(i));
+  for (int i = 1; i <= 4; ++i) b.Submit(i, Later(), out.For(i));
   EXPECT_THAT(rec.batches(), ElementsAre(ElementsAre(1)));
   EXPECT_EQ(b.waiting(), 3u);
   rec.Answer(0);  // the slot passes to the three that gathered
@@ -116,7 +128,7 @@ TEST(CallBatcherTest, SeveralCallsRunAtOnceUpToTheLimit) {
   Recorder rec;
   Outcomes out;
   Batcher b({.max_in_flight = 2}, rec.send());
-  for (int i = 1; i <= 5; ++i) b.Submit(i, out.For(i));
+  for (int i = 1; i <= 5; ++i) b.Submit(i, Later(), out.For(i));
   EXPECT_THAT(rec.batches(), ElementsAre(ElementsAre(1), ElementsAre(2)));
   EXPECT_EQ(b.in_flight(), 2);
   rec.Answer(1);
@@ -128,7 +140,7 @@ TEST(CallBatcherTest, BatchesAreCappedAtMaxBatch) {
   Recorder rec;
   Outcomes out;
   Batcher b({.max_in_flight = 1, .max_batch = 2}, rec.send());
-  for (int i = 1; i <= 6; ++i) b.Submit(i, out.For(i));
+  for (int i = 1; i <= 6; ++i) b.Submit(i, Later(), out.For(i));
   rec.Answer(0);
   rec.Answer(1);
   rec.Answer(2);
@@ -140,16 +152,16 @@ TEST(CallBatcherTest, AFailedCallFailsEachOfItsItemsAndTheNextBatchGoes) {
   Recorder rec;
   Outcomes out;
   Batcher b({.max_in_flight = 1}, rec.send());
-  b.Submit(1, out.For(1));
-  b.Submit(2, out.For(2));
-  b.Submit(3, out.For(3));
+  b.Submit(1, Later(), out.For(1));
+  b.Submit(2, Later(), out.For(2));
+  b.Submit(3, Later(), out.For(3));
   rec.Answer(0);
   rec.Fail(1, absl::UnavailableError("storage down"));
   ASSERT_EQ(out.got.size(), 3u);
   EXPECT_TRUE(out.got[0].second.ok());
   EXPECT_EQ(out.got[1].second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(out.got[2].second.status().code(), absl::StatusCode::kUnavailable);
-  b.Submit(4, out.For(4));
+  b.Submit(4, Later(), out.For(4));
   EXPECT_EQ(rec.batches().size(), 3u) << "the batcher stalled after a failure";
 }
 
@@ -157,9 +169,9 @@ TEST(CallBatcherTest, PerItemErrorsStayWithTheirItem) {
   Recorder rec;
   Outcomes out;
   Batcher b({.max_in_flight = 1}, rec.send());
-  b.Submit(0, out.For(0));
-  b.Submit(1, out.For(1));
-  b.Submit(2, out.For(2));
+  b.Submit(0, Later(), out.For(0));
+  b.Submit(1, Later(), out.For(1));
+  b.Submit(2, Later(), out.For(2));
   rec.Answer(0);
   rec.AnswerWith(
       1, {absl::PermissionDeniedError("not a member"), std::string("ok2")});
@@ -173,7 +185,7 @@ TEST(CallBatcherTest, AWrongNumberOfResultsFailsTheBatch) {
   Recorder rec;
   Outcomes out;
   Batcher b({.max_in_flight = 1}, rec.send());
-  b.Submit(0, out.For(0));
+  b.Submit(0, Later(), out.For(0));
   rec.AnswerWith(0, {});
   ASSERT_EQ(out.got.size(), 1u);
   EXPECT_EQ(out.got[0].second.status().code(), absl::StatusCode::kInternal);
@@ -184,10 +196,10 @@ TEST(CallBatcherTest, AFullQueueRefusesAtOnce) {
   Outcomes out;
   Batcher b({.max_in_flight = 1, .max_batch = 256, .max_waiting = 2},
             rec.send());
-  b.Submit(1, out.For(1));  // in flight
-  b.Submit(2, out.For(2));
-  b.Submit(3, out.For(3));
-  b.Submit(4, out.For(4));  // a third one waiting: refused
+  b.Submit(1, Later(), out.For(1));  // in flight
+  b.Submit(2, Later(), out.For(2));
+  b.Submit(3, Later(), out.For(3));
+  b.Submit(4, Later(), out.For(4));  // a third one waiting: refused
   ASSERT_EQ(out.got.size(), 1u);
   EXPECT_EQ(out.got[0].first, 4);
   EXPECT_EQ(out.got[0].second.status().code(),
@@ -197,26 +209,31 @@ TEST(CallBatcherTest, AFullQueueRefusesAtOnce) {
   EXPECT_EQ(out.got.size(), 4u);
 }
 
-TEST(CallBatcherTest, GatherAnswersOnceAllItemsHaveInAnyOrder) {
-  std::vector<Results> finished;
-  auto answer = Batcher::Gather(
-      3, [&](absl::StatusOr<Results> r) { finished.push_back(std::move(*r)); });
-  answer(2, std::string("c"));
-  answer(0, std::string("a"));
-  EXPECT_TRUE(finished.empty());
-  answer(1, absl::NotFoundError("gone"));
-  ASSERT_EQ(finished.size(), 1u);
-  ASSERT_EQ(finished[0].size(), 3u);
-  EXPECT_EQ(*finished[0][0], "a");
-  EXPECT_EQ(finished[0][1].status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(*finished[0][2], "c");
+TEST(CallBatcherTest, ABatchCallLivesAsLongAsItsMostPatientItem) {
+  Recorder rec;
+  Outcomes out;
+  Batcher b({.max_in_flight = 1}, rec.send());
+  const auto now = std::chrono::system_clock::now();
+  b.Submit(1, now + std::chrono::seconds(5), out.For(1));
+  b.Submit(2, now + std::chrono::seconds(2), out.For(2));
+  b.Submit(3, now + std::chrono::seconds(9), out.For(3));
+  b.Submit(4, now - std::chrono::seconds(1), out.For(4));
+  rec.Answer(0);
+  ASSERT_EQ(rec.timeouts().size(), 2u);
+  // Alone: its own deadline, less the little time that passed.
+  EXPECT_GT(rec.timeouts()[0], std::chrono::milliseconds(4000));
+  EXPECT_LE(rec.timeouts()[0], std::chrono::milliseconds(5000));
+  // Together: the latest of 2 s, 9 s and one already past.
+  EXPECT_GT(rec.timeouts()[1], std::chrono::milliseconds(8000));
+  EXPECT_LE(rec.timeouts()[1], std::chrono::milliseconds(9000));
 
-  int empty_finished = 0;
-  Batcher::Gather(0, [&](absl::StatusOr<Results> r) {
-    EXPECT_TRUE(r.ok() && r->empty());
-    ++empty_finished;
-  });
-  EXPECT_EQ(empty_finished, 1);
+  // Only past deadlines: still a call, with the shortest timeout there is.
+  b.Submit(5, now - std::chrono::seconds(1), out.For(5));
+  rec.Answer(1);
+  ASSERT_EQ(rec.timeouts().size(), 3u);
+  EXPECT_EQ(rec.timeouts()[2], std::chrono::milliseconds(1));
+  rec.Answer(2);
+  EXPECT_EQ(out.got.size(), 5u);
 }
 
 // Many submitters, batches answered on another thread: every item is
@@ -228,16 +245,18 @@ TEST(CallBatcherTest, ConcurrentSubmittersEachGetTheirOwnResultOnce) {
   std::deque<std::pair<std::vector<int>, Batcher::Finish>> calls;
   bool stop = false;
   std::atomic<int> running{0}, max_running{0};
-  Batcher b({.max_in_flight = 3, .max_batch = 16}, [&](std::vector<int> items,
-                                                       Batcher::Finish finish) {
-    const int now = ++running;
-    int seen = max_running.load();
-    while (now > seen && !max_running.compare_exchange_weak(seen, now)) {
-    }
-    std::lock_guard<std::mutex> lock(mu);
-    calls.emplace_back(std::move(items), std::move(finish));
-    cv.notify_one();
-  });
+  Batcher b(
+      {.max_in_flight = 3, .max_batch = 16},
+      [&](std::vector<int> items, std::chrono::milliseconds,
+          Batcher::Finish finish) {
+        const int now = ++running;
+        int seen = max_running.load();
+        while (now > seen && !max_running.compare_exchange_weak(seen, now)) {
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        calls.emplace_back(std::move(items), std::move(finish));
+        cv.notify_one();
+      });
   std::thread server([&] {
     std::unique_lock<std::mutex> lock(mu);
     for (;;) {
@@ -261,7 +280,7 @@ TEST(CallBatcherTest, ConcurrentSubmittersEachGetTheirOwnResultOnce) {
     submitters.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         const int item = t * kPerThread + i;
-        b.Submit(item, [&, item](absl::StatusOr<std::string> r) {
+        b.Submit(item, Later(), [&, item](absl::StatusOr<std::string> r) {
           if (!r.ok() || *r != std::to_string(item)) ++wrong;
           ++answered[item];
           if (++total == kThreads * kPerThread) all_answered.set_value();

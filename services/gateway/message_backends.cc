@@ -5,8 +5,6 @@
 
 #include "common/async_call.h"
 #include "common/batch_outcomes.h"
-#include "common/grpc_util.h"
-#include "common/status_util.h"
 
 namespace parley::gateway {
 
@@ -30,12 +28,24 @@ MessageBackends::MessageBackends(const std::vector<std::string>& addresses,
         },
         registry);
     if (send_options.send_calls > 0) {
+      using Async = internal::MessageService::StubInterface::async_interface;
+      Async* async =
+          static_cast<internal::MessageService::StubInterface*>(stub)->async();
       inst->sends = std::make_unique<SendBatcher>(
           SendBatcher::Options{
               .max_in_flight = send_options.send_calls,
-              .max_batch = std::clamp<size_t>(send_options.max_batch, 1, 1024)},
-          [stub](std::vector<PendingSend> items, SendBatcher::Finish finish) {
-            SendBatch(stub, std::move(items), std::move(finish));
+              .max_batch = std::clamp<size_t>(send_options.max_batch, 1,
+                                              kMaxBatchRequests)},
+          [async](std::vector<internal::AppendMessageRequest> sends,
+                  std::chrono::milliseconds timeout,
+                  SendBatcher::Finish finish) {
+            CallBatch(
+                async, &Async::SendMessages, &Async::SendMessage,
+                std::move(sends), timeout,
+                [](internal::SendOutcome* o) {
+                  return std::move(*o->mutable_message());
+                },
+                std::move(finish));
           });
     }
     instances_.push_back(std::move(inst));
@@ -91,56 +101,9 @@ void MessageBackends::Send(int64_t chat_id, internal::AppendMessageRequest send,
         std::move(send), timeout, std::move(done));
     return;
   }
-  inst->sends->Submit(
-      {std::move(send), std::chrono::system_clock::now() + timeout},
-      std::move(done));
-}
-
-void MessageBackends::SendBatch(internal::MessageService::StubInterface* stub,
-                                std::vector<PendingSend> items,
-                                SendBatcher::Finish finish) {
-  // The call lives as long as its most patient send.
-  const auto timeout = TimeoutForLatest(items);
-  struct Call {
-    grpc::ClientContext ctx;
-    internal::SendMessagesRequest request;
-    internal::SendMessagesResponse response;
-  };
-  auto call = std::make_shared<Call>();
-  call->request.mutable_requests()->Reserve(static_cast<int>(items.size()));
-  for (PendingSend& item : items) {
-    *call->request.add_requests() = std::move(item.request);
-  }
-  SetTimeout(&call->ctx, timeout);
-  stub->async()->SendMessages(
-      &call->ctx, &call->request, &call->response,
-      [stub, call, timeout,
-       finish = std::move(finish)](grpc::Status status) mutable {
-        if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-          // A message instance older than this gateway (mid-upgrade): one
-          // SendMessage call each.
-          const int n = call->request.requests_size();
-          auto answer = SendBatcher::Gather(n, std::move(finish));
-          for (int i = 0; i < n; ++i) {
-            CallAsync(stub->async(),
-                      &internal::MessageService::StubInterface::
-                          async_interface::SendMessage,
-                      call->request.requests(i), timeout,
-                      [answer, i](absl::StatusOr<v1::Message> m) {
-                        answer(i, std::move(m));
-                      });
-          }
-          return;
-        }
-        if (!status.ok()) {
-          finish(FromGrpcStatus(status));
-          return;
-        }
-        finish(OutcomeResults<v1::Message>(
-            call->response.mutable_outcomes(), [](internal::SendOutcome* o) {
-              return std::move(*o->mutable_message());
-            }));
-      });
+  inst->sends->Submit(std::move(send),
+                      std::chrono::system_clock::now() + timeout,
+                      std::move(done));
 }
 
 }  // namespace parley::gateway

@@ -34,7 +34,7 @@ struct SendBatchOptions {
   // SendMessages calls in flight per instance; sends arriving meanwhile
   // share the next call. 0: one SendMessage call per send.
   int send_calls = 8;
-  // Most sends one call carries (the message service takes 1,024).
+  // Most sends one call carries (at most kMaxBatchRequests).
   size_t max_batch = 256;
 };
 
@@ -66,11 +66,8 @@ class MessageBackends {
   int live_subscriptions() const;
 
  private:
-  struct PendingSend {
-    ::parley::internal::v1::AppendMessageRequest request;
-    std::chrono::system_clock::time_point deadline;
-  };
-  using SendBatcher = CallBatcher<PendingSend, ::parley::v1::Message>;
+  using SendBatcher = CallBatcher<::parley::internal::v1::AppendMessageRequest,
+                                  ::parley::v1::Message>;
   struct Instance {
     std::string address;
     std::shared_ptr<grpc::Channel> channel;
@@ -80,10 +77,6 @@ class MessageBackends {
     std::unique_ptr<SendBatcher> sends;
   };
   Instance* InstanceForChat(int64_t chat_id, int attempt);
-  // One SendMessages call to `stub` carrying `items`.
-  static void SendBatch(
-      ::parley::internal::v1::MessageService::StubInterface* stub,
-      std::vector<PendingSend> items, SendBatcher::Finish finish);
   std::vector<std::unique_ptr<Instance>> instances_;
 };
 

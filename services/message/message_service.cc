@@ -1,27 +1,20 @@
 #include "services/message/message_service.h"
 
 #include <algorithm>
-#include <atomic>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "common/async_call.h"
 #include "common/batch_outcomes.h"
-#include "common/grpc_util.h"
 #include "common/logging.h"
 #include "common/status_util.h"
 #include "common/validation.h"
 
 namespace parley::message {
 namespace {
-
-// Most sends one SendMessages call may carry.
-constexpr int kMaxSendBatch = 1024;
 
 absl::Status ValidateSend(const internal::AppendMessageRequest& req,
                           size_t max_text_bytes) {
@@ -96,12 +89,23 @@ MessageServiceImpl::MessageServiceImpl(
         return o;
       }()) {
   if (options_.append_calls > 0) {
+    // A batch call lives as long as its most patient send, so a send that
+    // gave up may still be written; a retry finds it by client_message_id.
     appends_ = std::make_unique<AppendBatcher>(
         AppendBatcher::Options{
             .max_in_flight = options_.append_calls,
-            .max_batch = std::clamp<size_t>(options_.append_batch, 1, 1024)},
-        [this](std::vector<PendingAppend> items, AppendBatcher::Finish finish) {
-          SendAppends(std::move(items), std::move(finish));
+            .max_batch = std::clamp<size_t>(options_.append_batch, 1,
+                                            kMaxBatchRequests)},
+        [this](std::vector<internal::AppendMessageRequest> requests,
+               std::chrono::milliseconds timeout,
+               AppendBatcher::Finish finish) {
+          CallBatch(
+              storage_->async(), &StorageAsync::AppendMessages,
+              &StorageAsync::AppendMessage, std::move(requests), timeout,
+              [](internal::AppendOutcome* o) {
+                return std::move(*o->mutable_result());
+              },
+              std::move(finish));
         });
   }
 }
@@ -123,13 +127,8 @@ grpc::ServerUnaryReactor* MessageServiceImpl::SendMessages(
     internal::SendMessagesResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   const int n = req->requests_size();
-  if (n > kMaxSendBatch) {
-    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-        "requests: at most ", kMaxSendBatch, " per call, got ", n))));
-    return reactor;
-  }
-  if (n == 0) {
-    reactor->Finish(grpc::Status::OK);
+  if (auto s = CheckBatchSize(n); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
     return reactor;
   }
   auto record = RecordOutcomes<parley::v1::Message>(
@@ -183,62 +182,8 @@ void MessageServiceImpl::Append(internal::AppendMessageRequest request,
               std::move(request), timeout, std::move(done));
     return;
   }
-  appends_->Submit(
-      {std::move(request), std::chrono::system_clock::now() + timeout},
-      std::move(done));
-}
-
-void MessageServiceImpl::SendAppends(std::vector<PendingAppend> items,
-                                     AppendBatcher::Finish finish) {
-  // The call lives as long as its most patient send; storage skips a send
-  // whose own deadline passed before its turn only as a whole call, so a
-  // send that gave up may still be written (a retry finds it by its
-  // client_message_id).
-  const auto timeout = TimeoutForLatest(items);
-  auto batch = std::make_shared<internal::AppendMessagesRequest>();
-  batch->mutable_requests()->Reserve(static_cast<int>(items.size()));
-  for (PendingAppend& item : items) {
-    *batch->add_requests() = std::move(item.request);
-  }
-  // Not CallAsync: the batch is kept (not copied) for the fallback below.
-  struct Call {
-    grpc::ClientContext ctx;
-    internal::AppendMessagesResponse response;
-  };
-  auto call = std::make_shared<Call>();
-  SetTimeout(&call->ctx, timeout);
-  storage_->async()->AppendMessages(
-      &call->ctx, batch.get(), &call->response,
-      [this, call, batch, timeout,
-       finish = std::move(finish)](grpc::Status status) mutable {
-        if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-          // A storage older than this instance (mid-upgrade): one call each.
-          AppendOneByOne(std::move(batch), timeout, std::move(finish));
-          return;
-        }
-        if (!status.ok()) {
-          finish(FromGrpcStatus(status));
-          return;
-        }
-        finish(OutcomeResults<internal::ChatEventResult>(
-            call->response.mutable_outcomes(), [](internal::AppendOutcome* o) {
-              return std::move(*o->mutable_result());
-            }));
-      });
-}
-
-void MessageServiceImpl::AppendOneByOne(
-    std::shared_ptr<internal::AppendMessagesRequest> batch,
-    std::chrono::milliseconds timeout, AppendBatcher::Finish finish) {
-  auto answer =
-      AppendBatcher::Gather(batch->requests_size(), std::move(finish));
-  for (int i = 0; i < batch->requests_size(); ++i) {
-    CallAsync(storage_->async(), &StorageAsync::AppendMessage,
-              batch->requests(i), timeout,
-              [answer, i](absl::StatusOr<internal::ChatEventResult> r) {
-                answer(i, std::move(r));
-              });
-  }
+  appends_->Submit(std::move(request),
+                   std::chrono::system_clock::now() + timeout, std::move(done));
 }
 
 grpc::ServerUnaryReactor* MessageServiceImpl::AddMembers(

@@ -124,19 +124,8 @@ class MessageServiceImpl final
       std::function<void(absl::StatusOr<internal::ChatEventResult>)>;
   void Append(internal::AppendMessageRequest request,
               std::chrono::milliseconds timeout, AppendDone done);
-  struct PendingAppend {
-    internal::AppendMessageRequest request;
-    std::chrono::system_clock::time_point deadline;
-  };
-  using AppendBatcher = CallBatcher<PendingAppend, internal::ChatEventResult>;
-  // Starts one AppendMessages call carrying `items`.
-  void SendAppends(std::vector<PendingAppend> items,
-                   AppendBatcher::Finish finish);
-  // The same, one AppendMessage call per send (for a storage without
-  // AppendMessages).
-  void AppendOneByOne(std::shared_ptr<internal::AppendMessagesRequest> batch,
-                      std::chrono::milliseconds timeout,
-                      AppendBatcher::Finish finish);
+  using AppendBatcher =
+      CallBatcher<internal::AppendMessageRequest, internal::ChatEventResult>;
 
   const MessageServiceOptions options_;
   IdGenerator* const ids_;

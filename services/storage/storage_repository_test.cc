@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <limits>
 #include <map>
 #include <memory>
@@ -21,6 +22,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/batch_outcomes.h"
 #include "common/grpc_util.h"
 #include "common/pg/pg_pool.h"
 #include "common/thread_pool.h"
@@ -2466,6 +2468,77 @@ TEST_F(StorageTest, AppendMessagesOverGrpcAnswersEachRequestInItsOutcome) {
     auto chat_now = GetChat(a, chat);
     ASSERT_TRUE(chat_now.ok()) << chat_now.status();
     EXPECT_EQ(chat_now->last_seq(), 3u);
+    server->server->Shutdown();
+  }
+}
+
+// A storage from before AppendMessages: the real service's AppendMessage
+// and nothing else, as during a rolling upgrade.
+class StorageWithoutBatches : public iv1::StorageService::CallbackService {
+ public:
+  explicit StorageWithoutBatches(StorageServiceImpl* real) : real_(real) {}
+  grpc::ServerUnaryReactor* AppendMessage(grpc::CallbackServerContext* ctx,
+                                          const iv1::AppendMessageRequest* req,
+                                          iv1::ChatEventResult* resp) override {
+    return real_->AppendMessage(ctx, req, resp);
+  }
+
+ private:
+  StorageServiceImpl* const real_;
+};
+
+// CallBatch, the client side of the batch calls, over gRPC: against a
+// storage with AppendMessages, and against one without it, where each
+// request falls back to its own AppendMessage call. The answers are the
+// same either way, one per request, in order.
+TEST_F(StorageTest, CallBatchOverGrpcFallsBackToOneCallEachOnAnOlderPeer) {
+  for (bool older : {false, true}) {
+    SCOPED_TRACE(older ? "older storage" : "current storage");
+    ThreadPool workers("storage-test", 2, 16);
+    StorageServiceImpl service(&repo(), &workers);
+    StorageWithoutBatches old_service(&service);
+    auto server = StartServer(
+        ServerOptions{},
+        {older ? static_cast<grpc::Service*>(&old_service) : &service});
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto stub = iv1::StorageService::NewStub(
+        MakeChannel(absl::StrCat("127.0.0.1:", server->port)));
+    using Async = iv1::StorageService::StubInterface::async_interface;
+    Async* async =
+        static_cast<iv1::StorageService::StubInterface*>(stub.get())->async();
+
+    const int64_t a = NewUser(), b = NewUser(), outsider = NewUser();
+    const int64_t chat = NewDirect(a, b);
+    const std::string tag = absl::StrCat("cb", older, "-");
+    std::vector<iv1::AppendMessageRequest> requests = {
+        MessageRequest(chat, a, tag + "1", "one"),
+        MessageRequest(chat, outsider, tag + "2", "no"),
+        MessageRequest(chat, b, tag + "3", "two"),
+    };
+    std::promise<BatchResults<iv1::ChatEventResult>> answered;
+    CallBatch(
+        async, &Async::AppendMessages, &Async::AppendMessage,
+        std::move(requests), std::chrono::seconds(10),
+        [](iv1::AppendOutcome* o) { return std::move(*o->mutable_result()); },
+        [&](BatchResults<iv1::ChatEventResult> r) {
+          answered.set_value(std::move(r));
+        });
+    auto future = answered.get_future();
+    ASSERT_EQ(future.wait_for(std::chrono::seconds(15)),
+              std::future_status::ready);
+    BatchResults<iv1::ChatEventResult> results = future.get();
+    ASSERT_TRUE(results.ok()) << results.status();
+    ASSERT_EQ(results->size(), 3u);
+    ASSERT_TRUE((*results)[0].ok()) << (*results)[0].status();
+    EXPECT_EQ((*results)[0]->event().message_created().text(), "one");
+    EXPECT_EQ((*results)[1].status().code(),
+              absl::StatusCode::kPermissionDenied);
+    ASSERT_TRUE((*results)[2].ok()) << (*results)[2].status();
+    EXPECT_EQ((*results)[2]->event().message_created().text(), "two");
+    // Both stored, gap-free, whichever way they went.
+    std::set<uint64_t> seqs = {(*results)[0]->event().seq(),
+                               (*results)[2]->event().seq()};
+    EXPECT_THAT(seqs, ElementsAre(1u, 2u));
     server->server->Shutdown();
   }
 }

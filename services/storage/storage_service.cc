@@ -1,7 +1,6 @@
 #include "services/storage/storage_service.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -33,9 +32,6 @@ StorageServiceImpl::StorageServiceImpl(StorageRepository* repo,
                                          : kDefaultMaxFileBytes) {}
 
 namespace {
-
-// Most requests one AppendMessages call may carry.
-constexpr int kMaxAppendBatch = 1024;
 
 // Failures worth an operator's attention are warnings; the caller's own
 // mistakes are debug noise.
@@ -176,13 +172,8 @@ grpc::ServerUnaryReactor* StorageServiceImpl::AppendMessages(
     iv1::AppendMessagesResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const int n = req->requests_size();
-  if (n > kMaxAppendBatch) {
-    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-        "requests: at most ", kMaxAppendBatch, " per call, got ", n))));
-    return reactor;
-  }
-  if (n == 0) {
-    reactor->Finish(grpc::Status::OK);
+  if (auto s = CheckBatchSize(n); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
     return reactor;
   }
   auto fill = RecordOutcomes<iv1::ChatEventResult>(
