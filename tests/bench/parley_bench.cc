@@ -58,15 +58,15 @@
 #include <thread>
 #include <vector>
 
-#include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "common/grpc_util.h"
 #include "parley/v1/parley.grpc.pb.h"
 #include "services/client/client_status.h"
@@ -109,6 +109,8 @@ struct Options {
   int channels = 64;
   int64_t max_inflight = 20000;
   int sender_threads = 2;
+  int stream_threads = 1;
+  int64_t send_tick_us = 1000;
   int register_inflight = 8;
   int connect_inflight = 1000;
   int ramp_steps = 6;
@@ -148,6 +150,11 @@ constexpr char kUsage[] =
     "  --late_ms MS          a send this far behind its schedule is late\n"
     "                        (default 1000)\n"
     "  --sender_threads N    threads issuing sends (default 2)\n"
+    "  --stream_threads N    threads driving the Connect streams (default 1)\n"
+    "  --send_tick_us US     a sender wakes at most once per tick and issues\n"
+    "                        every send due by then (default 1000; 0: one\n"
+    "                        wake-up per send). Latency still counts from\n"
+    "                        each send's own slot\n"
     "  --send_via stream|unary  send on each sender's Connect stream (send\n"
     "                        frames, answered by send_result) or with the\n"
     "                        SendMessage call (default stream)\n"
@@ -221,6 +228,10 @@ bool ParseOptions(int argc, char** argv, Options* o, bool* help) {
       }
     } else if (a == "--sender_threads") {
       ok = args.Count(1, &o->sender_threads);
+    } else if (a == "--stream_threads") {
+      ok = args.Count(1, &o->stream_threads);
+    } else if (a == "--send_tick_us") {
+      ok = args.Count(int64_t{0}, &o->send_tick_us);
     } else if (a == "--register_inflight") {
       ok = args.Count(1, &o->register_inflight);
     } else if (a == "--connect_inflight") {
@@ -398,22 +409,84 @@ class StreamSink {
   virtual void OnStreamDone(Stream* stream, const grpc::Status& status) = 0;
 };
 
-// One Connect stream: pings once, then reads until cancelled. Callbacks of
-// one stream never run concurrently.
-class Stream final
-    : public grpc::ClientBidiReactor<v1::ClientFrame, v1::ServerFrame> {
+// Completion queues of the Connect streams, each drained by one thread of
+// its own. The callback API's two threads per process handed most events
+// to each other: about five context switches per message at 4,000 msg/s,
+// the largest single cost of a benchmark that shares the machine with
+// what it measures. A thread waiting alone on its queue takes each event
+// itself.
+class StreamQueues {
+ public:
+  // What a queue's thread does with an event: tags are Op*.
+  struct Op {
+    virtual void Proceed(bool ok) = 0;
+
+   protected:
+    ~Op() = default;
+  };
+
+  explicit StreamQueues(int threads) {
+    for (int i = 0; i < std::max(1, threads); ++i) {
+      queues_.push_back(std::make_unique<grpc::CompletionQueue>());
+    }
+    for (auto& q : queues_) {
+      threads_.emplace_back([cq = q.get()] {
+        void* tag;
+        bool ok;
+        while (cq->Next(&tag, &ok)) static_cast<Op*>(tag)->Proceed(ok);
+      });
+    }
+  }
+  ~StreamQueues() {
+    for (auto& q : queues_) q->Shutdown();
+    for (auto& t : threads_) t.join();
+  }
+  grpc::CompletionQueue* queue(int i) const {
+    return queues_[i % queues_.size()].get();
+  }
+
+ private:
+  std::vector<std::unique_ptr<grpc::CompletionQueue>> queues_;
+  std::vector<std::thread> threads_;
+};
+
+// Starts a unary call whose answer comes from `cq`: `prepare(cq)` is the
+// stub's PrepareAsync method bound to the call's context and request;
+// `done` runs on the queue's thread. (Calls through the callback API would
+// bring back gRPC's own callback threads and their hand-offs.)
+template <typename Resp, typename Prepare>
+void CallOnQueue(grpc::CompletionQueue* cq, Prepare prepare, Resp* resp,
+                 std::function<void(grpc::Status)> done) {
+  struct UnaryOp final : StreamQueues::Op {
+    std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>> reader;
+    grpc::Status status;
+    std::function<void(grpc::Status)> done;
+    void Proceed(bool /*ok*/) override {
+      done(status);
+      delete this;
+    }
+  };
+  auto* op = new UnaryOp;
+  op->done = std::move(done);
+  op->reader = prepare(cq);
+  op->reader->StartCall();
+  op->reader->Finish(resp, &op->status, op);
+}
+
+// One Connect stream: pings once, then reads until cancelled. Its events
+// come from one completion queue, one at a time; Write may be called from
+// any thread.
+class Stream final {
  public:
   Stream(StreamSink* sink, int index, int user)
       : sink_(sink), index_(index), user_(user) {}
 
-  void Start(v1::ChatService::Stub* stub, const std::string& bearer) {
+  void Start(v1::ChatService::Stub* stub, grpc::CompletionQueue* cq,
+             const std::string& bearer) {
     ctx_.AddMetadata("authorization", bearer);
-    stub->async()->Connect(&ctx_, this);
-    out_.mutable_ping()->set_nonce(index_ + 1);
-    writing_ = true;
-    StartWrite(&out_);
-    StartRead(&in_);
-    StartCall();
+    std::lock_guard<std::mutex> lock(mu_);
+    rw_ = stub->PrepareAsyncConnect(&ctx_, cq);
+    rw_->StartCall(&start_op_);
   }
   void Cancel() { ctx_.TryCancel(); }
   int index() const { return index_; }
@@ -431,23 +504,52 @@ class Stream final
     }
     writing_ = true;
     out_ = std::move(frame);
-    StartWrite(&out_);
+    rw_->Write(out_, &write_op_);
     return true;
   }
 
-  void OnWriteDone(bool ok) override {
+ private:
+  struct StreamOp final : StreamQueues::Op {
+    using Fn = void (Stream::*)(bool);
+    StreamOp(Stream* s, Fn f) : stream(s), fn(f) {}
+    void Proceed(bool ok) override { (stream->*fn)(ok); }
+    Stream* const stream;
+    const Fn fn;
+  };
+
+  void OnStarted(bool ok) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!ok) broken_ = true;
-    if (!ok || pending_.empty()) {
-      writing_ = false;
+    if (!ok) {  // the call never started: Finish tells why
+      FinishLocked();
       return;
     }
-    out_ = std::move(pending_.front());
-    pending_.pop_front();
-    StartWrite(&out_);
+    out_.mutable_ping()->set_nonce(index_ + 1);
+    writing_ = true;
+    rw_->Write(out_, &write_op_);
+    rw_->Read(&in_, &read_op_);
   }
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone follows
+  void OnWriteDone(bool ok) {
+    bool done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!ok) broken_ = true;
+      if (ok && !pending_.empty()) {
+        out_ = std::move(pending_.front());
+        pending_.pop_front();
+        rw_->Write(out_, &write_op_);
+        return;
+      }
+      writing_ = false;
+      done = finished_;
+    }
+    if (done) sink_->OnStreamDone(this, status_);
+  }
+  void OnReadDone(bool ok) {
+    if (!ok) {  // the stream ended
+      std::lock_guard<std::mutex> lock(mu_);
+      FinishLocked();
+      return;
+    }
     const Clock::time_point now = Clock::now();
     if (in_.has_pong()) {
       if (!connected_) {
@@ -459,28 +561,43 @@ class Stream final
     } else if (in_.has_send_result()) {
       sink_->OnSendResult(in_.send_result(), now);
     }
-    StartRead(&in_);
+    rw_->Read(&in_, &read_op_);
   }
-  void OnDone(const grpc::Status& status) override {
+  void FinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    broken_ = true;
+    pending_.clear();
+    rw_->Finish(&status_, &finish_op_);
+  }
+  void OnFinished(bool /*ok*/) {
+    bool done;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      broken_ = true;
+      finished_ = true;
+      done = !writing_;  // else the write's completion reports the end
     }
-    sink_->OnStreamDone(this, status);
+    if (done) sink_->OnStreamDone(this, status_);
   }
 
- private:
   StreamSink* const sink_;
   const int index_;
   const int user_;
   grpc::ClientContext ctx_;
-  v1::ServerFrame in_;
+  StreamOp start_op_{this, &Stream::OnStarted};
+  StreamOp read_op_{this, &Stream::OnReadDone};
+  StreamOp write_op_{this, &Stream::OnWriteDone};
+  StreamOp finish_op_{this, &Stream::OnFinished};
+  v1::ServerFrame in_;  // reads are one at a time, on the queue's thread
   bool connected_ = false;
+  grpc::Status status_;  // set by Finish
   std::mutex mu_;
+  std::unique_ptr<
+      grpc::ClientAsyncReaderWriter<v1::ClientFrame, v1::ServerFrame>>
+      rw_ ABSL_GUARDED_BY(mu_);
   v1::ClientFrame out_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::ClientFrame> pending_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Runs task(i, done) for every i in [0, n) with at most `inflight`
@@ -733,7 +850,9 @@ double Seconds(Clock::duration d) {
 class Bench final : public StreamSink {
  public:
   Bench(Options options, TlsCredentials tls)
-      : o_(std::move(options)), tls_(std::move(tls)) {
+      : o_(std::move(options)),
+        tls_(std::move(tls)),
+        queues_(std::make_unique<StreamQueues>(o_.stream_threads)) {
     bench_id_ = RandomHex(8);
     for (int i = 0; i < o_.channels; ++i) {
       grpc::ChannelArguments args;
@@ -823,6 +942,8 @@ class Bench final : public StreamSink {
   std::vector<BenchChat> chats_;
   int group_size_ = 2;  // users per chat
 
+  // Outlives the streams: its threads deliver their last events.
+  std::unique_ptr<StreamQueues> queues_;
   std::vector<std::unique_ptr<Stream>> streams_;
   std::mutex stream_mu_;
   std::condition_variable stream_cv_;
@@ -857,8 +978,13 @@ absl::Status Bench::RegisterUsers(int n) {
         call->req.set_username(absl::StrCat("pb", bench_id_, "_", i));
         call->req.set_password(password);
         call->ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
-        auth_[channel]->async()->Register(
-            &call->ctx, &call->req, &call->resp,
+        CallOnQueue(
+            queues_->queue(channel),
+            [&](grpc::CompletionQueue* cq) {
+              return auth_[channel]->PrepareAsyncRegister(&call->ctx, call->req,
+                                                          cq);
+            },
+            &call->resp,
             [this, call, i, channel, done, &exhausted](grpc::Status st) {
               if (st.ok()) {
                 BenchUser& u = users_[i];
@@ -891,8 +1017,13 @@ absl::Status Bench::CreateDirectChats() {
     call->req.set_peer_user_id(users_[2 * p + 1].user_id);
     call->ctx.AddMetadata("authorization", a.bearer);
     call->ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
-    chat_[a.channel]->async()->CreateDirectChat(
-        &call->ctx, &call->req, &call->resp,
+    CallOnQueue(
+        queues_->queue(p),
+        [&](grpc::CompletionQueue* cq) {
+          return chat_[a.channel]->PrepareAsyncCreateDirectChat(&call->ctx,
+                                                                call->req, cq);
+        },
+        &call->resp,
         [this, call, p, done](grpc::Status st) {
           if (st.ok()) chats_[p].chat_id = call->resp.chat_id();
           done(client::StatusFromGrpc(st));
@@ -913,8 +1044,13 @@ absl::Status Bench::CreateGroups() {
     }
     call->ctx.AddMetadata("authorization", owner.bearer);
     call->ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
-    chat_[owner.channel]->async()->CreateGroupChat(
-        &call->ctx, &call->req, &call->resp,
+    CallOnQueue(
+        queues_->queue(g),
+        [&](grpc::CompletionQueue* cq) {
+          return chat_[owner.channel]->PrepareAsyncCreateGroupChat(
+              &call->ctx, call->req, cq);
+        },
+        &call->resp,
         [this, call, g, done](grpc::Status st) {
           if (st.ok()) chats_[g].chat_id = call->resp.chat_id();
           done(client::StatusFromGrpc(st));
@@ -966,7 +1102,8 @@ void Bench::OpenStreams(int n, bool progress) {
     ++streams_open_;
     Stream* s = streams_.back().get();
     lock.unlock();
-    s->Start(chat_[i % o_.channels].get(), users_[user].bearer);
+    s->Start(chat_[i % o_.channels].get(), queues_->queue(i),
+             users_[user].bearer);
     if (progress && Clock::now() - last_print >= std::chrono::seconds(1)) {
       last_print = Clock::now();
       std::lock_guard<std::mutex> g(stream_mu_);
@@ -1135,8 +1272,14 @@ void Bench::Issue(RunState* run, int64_t k) {
   slot.outcome = kIssued;
   run->inflight++;
   run->sent++;
-  chat_[u.channel]->async()->SendMessage(
-      &call->ctx, &call->req, &call->resp, [run, k, call](grpc::Status st) {
+  CallOnQueue(
+      queues_->queue(static_cast<int>(k)),
+      [&](grpc::CompletionQueue* cq) {
+        return chat_[u.channel]->PrepareAsyncSendMessage(&call->ctx, call->req,
+                                                         cq);
+      },
+      &call->resp,
+      [run, k, call](grpc::Status st) {
         Answered(run, k, st.error_code(), Clock::now());
         delete call;
       });
@@ -1145,11 +1288,20 @@ void Bench::Issue(RunState* run, int64_t k) {
 void Bench::SenderLoop(RunState* run, int thread, int threads) {
   const auto late =
       std::chrono::microseconds(static_cast<int64_t>(o_.late_ms * 1000));
+  // Waking for every send cost the benchmark, which shares the machine
+  // with what it measures, a context switch per send: a sender wakes at
+  // most once per tick and issues what is due. A send issued late by the
+  // tick still counts its latency from its own slot.
+  const std::chrono::microseconds tick(o_.send_tick_us);
+  Clock::time_point woke = Clock::now();
   for (int64_t k = thread; k < run->n; k += threads) {
     Slot& slot = run->slots[k];
     const Clock::time_point when =
         run->t0 + std::chrono::nanoseconds(slot.scheduled_ns);
-    std::this_thread::sleep_until(when);
+    if (when > Clock::now()) {
+      std::this_thread::sleep_until(std::max(when, woke + tick));
+      woke = Clock::now();
+    }
     if (Clock::now() - when > late || run->inflight >= o_.max_inflight) {
       slot.outcome = kLate;
       run->late++;

@@ -1,0 +1,103 @@
+// parley-bench against a real cluster: a short run of each load scenario
+// must account for every message it scheduled, acknowledged and delivered
+// exactly once, or the figures it prints for bigger runs cannot be trusted.
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/support/cluster.h"
+#include "tests/support/subprocess.h"
+
+namespace parley::e2e {
+namespace {
+
+class BenchTest : public testing::SharedClusterTest {
+ protected:
+  static void SetUpTestSuite() {
+    testing::Cluster::Options options;
+    // The load comes from few users: the per-user abuse limits are off, as
+    // scripts/bench runs the cluster.
+    options.extra_flags["gateway0"] = {
+        "--write_rate=0", "--typing_rate=0", "--connect_rate=0",
+        "--connect_burst=1000000", "--max_streams_per_user=0"};
+    StartCluster(options);
+  }
+
+  // Runs parley-bench with `args`; returns its JSON summary line.
+  std::string RunBench(const std::vector<std::string>& args) {
+    const std::string dir = testing::MakeTempDir("parley-bench-test");
+    const std::string log = dir + "/bench.log";
+    std::vector<std::string> argv = {testing::BinDir() + "/parley-bench",
+                                     "--gateway",
+                                     cluster_->gateway_address(0),
+                                     "--json",
+                                     "--channels",
+                                     "4",
+                                     "--warmup",
+                                     "0.5",
+                                     "--drain",
+                                     "5"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const int code = testing::RunCommand(argv, log);
+    std::ifstream in(log);
+    std::string line, summary;
+    while (std::getline(in, line)) {
+      if (line.rfind("{\"scenario\":", 0) == 0) summary = line;
+    }
+    EXPECT_EQ(code, 0) << "parley-bench failed; see " << log;
+    EXPECT_FALSE(summary.empty()) << "no JSON summary in " << log;
+    if (code == 0) testing::RemoveTree(dir);
+    return summary;
+  }
+
+  // The integer value of `"key":` in a flat JSON object.
+  static std::optional<int64_t> Int(const std::string& json,
+                                    const std::string& key) {
+    const std::string needle = absl::StrCat("\"", key, "\":");
+    const size_t at = json.find(needle);
+    if (at == std::string::npos) return std::nullopt;
+    const size_t begin = at + needle.size();
+    const size_t end = json.find_first_of(",}", begin);
+    int64_t v;
+    if (!absl::SimpleAtoi(json.substr(begin, end - begin), &v)) {
+      return std::nullopt;
+    }
+    return v;
+  }
+};
+
+TEST_F(BenchTest, DirectRunAccountsForEverySend) {
+  const std::string json = RunBench({"--scenario", "direct", "--clients", "20",
+                                     "--rate", "200", "--duration", "2"});
+  // 200/s for 2.5 s (warmup included).
+  EXPECT_EQ(Int(json, "scheduled"), 500) << json;
+  EXPECT_EQ(Int(json, "sent"), 500) << json;
+  EXPECT_EQ(Int(json, "acked"), 500) << json;
+  EXPECT_EQ(Int(json, "undelivered"), 0) << json;
+  EXPECT_EQ(Int(json, "errors"), 0) << json;
+}
+
+TEST_F(BenchTest, GroupRunDeliversToEveryOtherMember) {
+  const std::string json =
+      RunBench({"--scenario", "group", "--group-size", "10", "--groups", "2",
+                "--rate", "40", "--duration", "2"});
+  EXPECT_EQ(Int(json, "scheduled"), 100) << json;
+  EXPECT_EQ(Int(json, "acked"), 100) << json;
+  EXPECT_EQ(Int(json, "undelivered"), 0) << json;
+  EXPECT_EQ(Int(json, "errors"), 0) << json;
+}
+
+TEST_F(BenchTest, ConnectionsRunHoldsEveryStream) {
+  const std::string json = RunBench(
+      {"--scenario", "connections", "--clients", "300", "--duration", "1"});
+  EXPECT_EQ(Int(json, "held"), 300) << json;
+  EXPECT_EQ(Int(json, "errors"), 0) << json;
+}
+
+}  // namespace
+}  // namespace parley::e2e
