@@ -949,8 +949,12 @@ StorageRepository::AppendMessages(
       n, absl::InternalError("not appended"));
   bool raced = false;
   absl::Status s;
-  // A concurrent retry with the same key can commit between our lookup and
-  // our insert; the next run then finds and returns it.
+  // Most sends are not retries, so the first run does not look their keys
+  // up: the insert skips a key already stored, and a short insert rolls
+  // the run back (seqs included) for a run that looks them up. A
+  // concurrent retry with the same key can also commit between a lookup
+  // and the insert; the run after that finds and returns it.
+  bool lookup_keys = false;
   for (int run = 0; run < 3; ++run) {
     raced = false;
     s = pool_->Transact([&](pqxx::work& tx) -> absl::Status {
@@ -963,7 +967,7 @@ StorageRepository::AppendMessages(
       if (pending.empty()) return absl::OkStatus();
 
       // 1. Retries: a key already stored answers with the original.
-      {
+      if (lookup_keys) {
         std::vector<int64_t> senders;
         std::vector<std::string> keys;
         for (size_t i : pending) {
@@ -1162,7 +1166,7 @@ StorageRepository::AppendMessages(
           IdArray(files_col), IdArray(replies), kEventMessageCreated);
       if (inserted.size() != accepted.size()) {
         raced = true;
-        return absl::AbortedError("client_message_id: concurrent retry");
+        return absl::AbortedError("client_message_id: a key already stored");
       }
       std::vector<pv1::Message*> with_files;
       for (const auto& row : inserted) {
@@ -1189,6 +1193,7 @@ StorageRepository::AppendMessages(
       return absl::OkStatus();
     });
     if (!raced) break;
+    lookup_keys = true;
   }
   if (!s.ok()) {
     for (auto& r : out) r = s;

@@ -1036,6 +1036,41 @@ TEST_F(StorageTest, ClientMessageIdRetryReturnsOriginal) {
   EXPECT_EQ(b_msg->event().seq(), 3u);
 }
 
+// The first run of a batch skips the key lookup; a retry in it rolls that
+// run back and the next one answers it, leaving no gap in the seqs of the
+// new messages beside it.
+TEST_F(StorageTest, RetryInABatchOfNewSendsLeavesNoSeqGap) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewDirect(a, b);
+  iv1::AppendMessageRequest stored = MessageRequest(chat, a, "gap-1", "one");
+  auto first = repo().AppendMessage(stored);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->event().seq(), 1u);
+
+  iv1::AppendMessageRequest fresh1 = MessageRequest(chat, b, "gap-2", "two");
+  iv1::AppendMessageRequest retry = stored;
+  retry.set_message_id(g_next_message_id.fetch_add(1));
+  iv1::AppendMessageRequest fresh2 = MessageRequest(chat, a, "gap-3", "three");
+  auto out = repo().AppendMessages({&fresh1, &retry, &fresh2});
+  ASSERT_EQ(out.size(), 3u);
+  ASSERT_TRUE(out[0].ok()) << out[0].status();
+  ASSERT_TRUE(out[1].ok()) << out[1].status();
+  ASSERT_TRUE(out[2].ok()) << out[2].status();
+  EXPECT_FALSE(out[0]->duplicate());
+  EXPECT_TRUE(out[1]->duplicate());
+  EXPECT_FALSE(out[2]->duplicate());
+  EXPECT_EQ(out[1]->event().seq(), 1u);
+  EXPECT_EQ(out[0]->event().seq(), 2u);
+  EXPECT_EQ(out[2]->event().seq(), 3u);
+  EXPECT_EQ(out[2]->chat().last_seq(), 3u);
+
+  // The next send follows on without a gap.
+  auto next = repo().AppendMessage(MessageRequest(chat, b, "gap-4", "four"));
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->event().seq(), 4u);
+}
+
 TEST_F(StorageTest, ConcurrentRetriesStoreOneMessage) {
   const int64_t a = NewUser();
   const int64_t b = NewUser();
