@@ -26,7 +26,11 @@
 //                and latency counts from the scheduled time, so queueing in
 //                the client counts too. Sends that cannot be issued on time
 //                (over --max_inflight, or more than --late_ms behind) count
-//                as "late" errors.
+//                as "late" errors. A sender thread wakes at most once per
+//                --send_tick_us and issues every send due by then; the
+//                streams run on completion queues with one thread each
+//                (--stream_threads), not on gRPC's callback threads: the
+//                benchmark shares the machine and must cost little.
 //   group        --groups groups of --group-size members, all connected;
 //                every message is delivered to group-size - 1 streams.
 //   connections  --clients idle Connect streams over --users users and
