@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "common/serial_writer.h"
 
 namespace parley {
 
@@ -12,7 +13,7 @@ constexpr size_t kMaxBatch = 256;
 constexpr size_t kMaxBatchBytes = 1 << 20;
 
 class GatewayStream final
-    : public grpc::ServerWriteReactor<::parley::internal::v1::Delivery> {
+    : public SerialWriter<::parley::internal::v1::Delivery> {
  public:
   GatewayStream(FanoutHub* hub, std::string gateway_id, size_t max_queue)
       : hub_(hub), gateway_id_(std::move(gateway_id)), max_queue_(max_queue) {}
@@ -21,7 +22,7 @@ class GatewayStream final
   // queue bound) and so did not take `d`.
   bool Enqueue(const std::shared_ptr<const ::parley::internal::v1::Delivery>& d) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (finishing_) return false;
+    if (finishing()) return false;
     if (queue_.size() >= max_queue_) {
       spdlog::warn("gateway {} is not keeping up; dropping its stream",
                    gateway_id_);
@@ -30,35 +31,8 @@ class GatewayStream final
       return false;
     }
     queue_.push_back(d);
-    if (!writing_) WriteLocked();
+    if (!writing()) WriteNextLocked();
     return true;
-  }
-
-  void Close(grpc::Status status) {
-    std::lock_guard<std::mutex> lock(mu_);
-    FinishLocked(std::move(status));
-  }
-
-  void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    writing_ = false;
-    queue_.erase(queue_.begin(), queue_.begin() + in_write_);
-    in_write_ = 0;
-    if (!ok) {
-      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
-    } else if (!finishing_ && !queue_.empty()) {
-      WriteLocked();
-      return;
-    }
-    if (finishing_ && !finished_) {
-      finished_ = true;
-      Finish(final_status_);
-    }
-  }
-
-  void OnCancel() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    FinishLocked(grpc::Status::CANCELLED);
   }
 
   void OnDone() override {
@@ -70,11 +44,11 @@ class GatewayStream final
  private:
   // Writes the front of the queue: alone, or when more wait behind it, as
   // one frame carrying several (fewer, larger writes under load).
-  void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    writing_ = true;
+  void WriteNextLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (queue_.empty()) return;
     in_write_ = 1;
     if (queue_.size() == 1) {
-      StartWrite(queue_.front().get());
+      StartWriteLocked(queue_.front().get());
       return;
     }
     batch_.Clear();
@@ -90,33 +64,22 @@ class GatewayStream final
       bytes += b;
       ++in_write_;
     }
-    StartWrite(in_write_ == 1 ? queue_.front().get() : &batch_);
+    StartWriteLocked(in_write_ == 1 ? queue_.front().get() : &batch_);
   }
 
-  // Finishes now, or after the write in flight completes.
-  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finishing_) return;
-    finishing_ = true;
-    final_status_ = std::move(status);
-    if (!writing_) {
-      finished_ = true;
-      Finish(final_status_);
-    }
+  void WrittenLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    queue_.erase(queue_.begin(), queue_.begin() + in_write_);
+    in_write_ = 0;
   }
 
   FanoutHub* const hub_;
   const std::string gateway_id_;
   const size_t max_queue_;
-  std::mutex mu_;
   std::deque<std::shared_ptr<const ::parley::internal::v1::Delivery>> queue_
       ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
   // How many of the queue's front the write in flight carries.
   size_t in_write_ ABSL_GUARDED_BY(mu_) = 0;
   ::parley::internal::v1::Delivery batch_ ABSL_GUARDED_BY(mu_);
-  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
 };
 
 FanoutHub::~FanoutHub() { CloseAll(); }
