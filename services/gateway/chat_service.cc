@@ -285,6 +285,7 @@ void ChatServiceImpl::Send(
   r.set_text(req.text());
   r.set_reply_to_message_id(*reply_to);
   r.set_file_id(*file);
+  r.set_ends_typing(typing_marks_.Take(user, *chat));
   if (stream_id != 0) {
     r.set_origin_gateway_id(registry_->gateway_id());
     r.set_origin_stream_id(stream_id);
@@ -464,6 +465,9 @@ grpc::ServerUnaryReactor* ChatServiceImpl::RemoveReaction(
 void ChatServiceImpl::Typing(int64_t user_id, int64_t chat_id, bool typing,
                              std::chrono::milliseconds timeout,
                              std::function<void(absl::Status)> done) {
+  // Marked before the checks, so that a send right behind a start still
+  // ends it; a mark of a refused start only costs a no-op stop.
+  typing_marks_.Set(user_id, chat_id, typing);
   internal::GetChatMembersRequest members;
   members.set_chat_id(chat_id);
   members.set_user_id(user_id);

@@ -4,11 +4,11 @@
 #ifndef PARLEY_SERVICES_GATEWAY_CHAT_SERVICE_H_
 #define PARLEY_SERVICES_GATEWAY_CHAT_SERVICE_H_
 
+#include <google/protobuf/empty.pb.h>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
-
-#include <google/protobuf/empty.pb.h>
 
 #include "parley/internal/v1/presence.grpc.pb.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
@@ -19,6 +19,7 @@
 #include "services/gateway/message_backends.h"
 #include "services/gateway/rate_limiter.h"
 #include "services/gateway/token_authenticator.h"
+#include "services/gateway/typing_marks.h"
 
 namespace parley::gateway {
 
@@ -170,6 +171,7 @@ class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
   RateLimiter typing_limiter_;
   RateLimiter receipt_limiter_;
   RateLimiter connect_limiter_;
+  TypingMarks typing_marks_{{}};
   std::atomic<int> sends_in_flight_{0};
 };
 

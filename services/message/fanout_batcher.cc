@@ -14,8 +14,9 @@ namespace parley::message {
 namespace internal = ::parley::internal::v1;
 
 FanoutBatcher::FanoutBatcher(internal::PresenceService::StubInterface* presence,
-                             FanoutHub* hub, FanoutBatcherOptions options)
-    : presence_(presence), hub_(hub), options_(options) {}
+                             FanoutHub* hub, RouteCache* cache,
+                             FanoutBatcherOptions options)
+    : presence_(presence), hub_(hub), cache_(cache), options_(options) {}
 
 void FanoutBatcher::Fanout(std::shared_ptr<const parley::v1::ServerFrame> frame,
                            std::vector<int64_t> recipients,
@@ -33,7 +34,7 @@ void FanoutBatcher::Fanout(std::shared_ptr<const parley::v1::ServerFrame> frame,
 void FanoutBatcher::Pump() {
   for (;;) {
     std::vector<Event> batch;
-    internal::GetRoutesRequest lookup;
+    std::vector<int64_t> users;
     uint64_t id = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -43,34 +44,59 @@ void FanoutBatcher::Pump() {
       }
       // Take events in order until the user or event budget is spent; the
       // first one always fits.
-      std::unordered_set<int64_t> users;
+      std::unordered_set<int64_t> seen;
       size_t taken = 0;
       for (; taken < waiting_.size() &&
              taken < std::max<size_t>(1, options_.max_events);
            ++taken) {
         const Event& e = waiting_[taken];
         size_t added = 0;
-        for (int64_t u : e.recipients) added += users.count(u) == 0;
-        if (taken > 0 && users.size() + added > options_.max_users) break;
-        users.insert(e.recipients.begin(), e.recipients.end());
+        for (int64_t u : e.recipients) added += seen.count(u) == 0;
+        if (taken > 0 && seen.size() + added > options_.max_users) break;
+        seen.insert(e.recipients.begin(), e.recipients.end());
       }
       batch.assign(std::make_move_iterator(waiting_.begin()),
                    std::make_move_iterator(waiting_.begin() + taken));
       waiting_.erase(waiting_.begin(), waiting_.begin() + taken);
       ++in_flight_;
       id = next_id_++;
-      lookup.mutable_user_ids()->Reserve(static_cast<int>(users.size()));
-      for (int64_t u : users) lookup.add_user_ids(u);
+      users.assign(seen.begin(), seen.end());
     }
+    RouteMap cached;
+    std::vector<int64_t> misses;
+    uint64_t ticket = 0;
+    if (cache_ != nullptr) {
+      ticket = cache_->Lookup(users, &cached, &misses);
+    } else {
+      misses = std::move(users);
+    }
+    internal::GetRoutesRequest lookup;
     for (const Event& e : batch) {
       if (e.typing_stop) *lookup.add_typing_stops() = *e.typing_stop;
     }
+    if (misses.empty() && lookup.typing_stops().empty()) {
+      // Every route is cached: push now, in turn.
+      Complete(id, Looked{std::move(batch), std::move(cached)});
+      continue;
+    }
+    lookup.mutable_user_ids()->Add(misses.begin(), misses.end());
     CallAsync(
         presence_->async(),
         &internal::PresenceService::StubInterface::async_interface::GetRoutes,
         std::move(lookup), options_.timeout,
-        [this, id, batch = std::move(batch)](
-            absl::StatusOr<internal::GetRoutesResponse> routes) mutable {
+        [this, id, ticket, batch = std::move(batch), cached = std::move(cached),
+         misses = std::move(misses)](
+            absl::StatusOr<internal::GetRoutesResponse> found) mutable {
+          absl::StatusOr<RouteMap> routes = std::move(cached);
+          if (found.ok()) {
+            if (cache_ != nullptr && !misses.empty()) {
+              cache_->Fill(ticket, misses, *found);
+            }
+            routes->Add(*found);
+          } else {
+            if (cache_ != nullptr && !misses.empty()) cache_->Abandon(ticket);
+            routes = found.status();
+          }
           Complete(id, Looked{std::move(batch), std::move(routes)});
           Pump();
         });
@@ -120,9 +146,8 @@ std::shared_ptr<internal::Delivery> MakeDelivery(
 
 }  // namespace
 
-void FanoutBatcher::Deliver(
-    std::vector<Event> batch,
-    absl::StatusOr<internal::GetRoutesResponse> routes) {
+void FanoutBatcher::Deliver(std::vector<Event> batch,
+                            absl::StatusOr<RouteMap> routes) {
   if (!routes.ok()) {
     // Routes unknown: let every gateway pick out its own recipients.
     spdlog::warn("route lookup failed ({}); broadcasting {} events",
@@ -136,25 +161,21 @@ void FanoutBatcher::Deliver(
     }
     return;
   }
-  // user -> indexes of the gateways holding them.
-  std::unordered_map<int64_t, std::vector<int>> where;
-  for (int g = 0; g < routes->gateways_size(); ++g) {
-    for (int64_t u : routes->gateways(g).user_ids()) where[u].push_back(g);
-  }
-  std::vector<std::vector<int64_t>> per_gateway(routes->gateways_size());
+  const int gateways = static_cast<int>(routes->gateways.size());
+  std::vector<std::vector<int64_t>> per_gateway(gateways);
   for (const Event& e : batch) {
     for (auto& users : per_gateway) users.clear();
     for (int64_t u : e.recipients) {
-      auto it = where.find(u);
-      if (it == where.end()) continue;
+      auto it = routes->where.find(u);
+      if (it == routes->where.end()) continue;
       for (int g : it->second) per_gateway[g].push_back(u);
     }
-    for (int g = 0; g < routes->gateways_size(); ++g) {
+    for (int g = 0; g < gateways; ++g) {
       if (per_gateway[g].empty()) continue;
       auto d = MakeDelivery(*e.frame, e.skip);
       d->mutable_recipient_user_ids()->Add(per_gateway[g].begin(),
                                            per_gateway[g].end());
-      hub_->Push(routes->gateways(g).gateway_id(), std::move(d));
+      hub_->Push(routes->gateways[g], std::move(d));
     }
   }
 }

@@ -1,4 +1,7 @@
-// Batched fan-out: events that wait for a route lookup share one. While a
+// Batched fan-out: events that wait for a route lookup share one. With a
+// RouteCache, only the recipients it does not hold are looked up, and an
+// event whose recipients are all cached (and that ends no typing
+// indicator) is pushed at once, on the caller's thread. While a
 // GetRoutes call is in flight, new events queue; when it returns, one call
 // looks up the union of all their recipients (and ends their senders'
 // typing indicators in the same round trip). Under load, presence sees one
@@ -7,7 +10,7 @@
 // when their lookups return out of order, so events fanned out one after
 // the other reach each gateway in that order.
 //
-//   FanoutBatcher fanout(presence_stub, &hub, {.timeout = 1s});
+//   FanoutBatcher fanout(presence_stub, &hub, &route_cache, {.timeout = 1s});
 //   fanout.Fanout(frame, {alice, bob}, /*typing_stop=*/std::nullopt);
 #ifndef PARLEY_SERVICES_MESSAGE_FANOUT_BATCHER_H_
 #define PARLEY_SERVICES_MESSAGE_FANOUT_BATCHER_H_
@@ -27,6 +30,7 @@
 #include "common/fanout_hub.h"
 #include "parley/internal/v1/presence.grpc.pb.h"
 #include "parley/v1/parley.pb.h"
+#include "services/message/route_cache.h"
 
 namespace parley::message {
 
@@ -50,10 +54,10 @@ struct SkipStream {
 
 class FanoutBatcher {
  public:
-  // Neither is owned.
+  // None is owned; `cache` may be null (every recipient is looked up).
   FanoutBatcher(
       ::parley::internal::v1::PresenceService::StubInterface* presence,
-      FanoutHub* hub, FanoutBatcherOptions options);
+      FanoutHub* hub, RouteCache* cache, FanoutBatcherOptions options);
 
   // Pushes `frame` to the gateways holding `recipients`. If presence cannot
   // answer, the frame goes to every gateway, which delivers it only to its
@@ -73,7 +77,7 @@ class FanoutBatcher {
 
   struct Looked {
     std::vector<Event> batch;
-    absl::StatusOr<::parley::internal::v1::GetRoutesResponse> routes;
+    absl::StatusOr<RouteMap> routes;
   };
 
   // Starts lookups while events wait and fewer than max_in_flight run.
@@ -81,12 +85,11 @@ class FanoutBatcher {
   // Records lookup `id`'s answer and pushes every batch that is next in
   // order; one thread pushes at a time.
   void Complete(uint64_t id, Looked looked);
-  void Deliver(
-      std::vector<Event> batch,
-      absl::StatusOr<::parley::internal::v1::GetRoutesResponse> routes);
+  void Deliver(std::vector<Event> batch, absl::StatusOr<RouteMap> routes);
 
   ::parley::internal::v1::PresenceService::StubInterface* const presence_;
   FanoutHub* const hub_;
+  RouteCache* const cache_;
   const FanoutBatcherOptions options_;
   std::mutex mu_;
   std::vector<Event> waiting_ ABSL_GUARDED_BY(mu_);

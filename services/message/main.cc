@@ -12,6 +12,8 @@
 #include "common/logging.h"
 #include "common/tls_flags.h"
 #include "services/message/message_service.h"
+#include "services/message/route_cache.h"
+#include "services/message/route_watch.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052", "Address to serve on.");
 ABSL_FLAG(std::string, port_file, "",
@@ -37,6 +39,9 @@ ABSL_FLAG(int, append_calls, 8,
           "AppendMessage call.");
 ABSL_FLAG(int, append_batch, 256,
           "Most sends one AppendMessages call carries (1-1024).");
+ABSL_FLAG(int, route_cache_users, 1000000,
+          "Users whose routes are cached between the changes presence "
+          "announces (WatchRoutes); 0 looks every recipient up in presence.");
 ABSL_FLAG(int, gateway_queue, 100000,
           "Deliveries queued per gateway stream before it is dropped.");
 
@@ -49,6 +54,7 @@ struct Options {
   std::string presence_addr;
   int node_id;
   int gateway_queue;
+  int route_cache_users;
   parley::TlsCredentials internal_tls;
   parley::message::MessageServiceOptions service;
 };
@@ -66,6 +72,7 @@ int main(int argc, char** argv) {
   o.presence_addr = absl::GetFlag(FLAGS_presence_addr);
   o.node_id = absl::GetFlag(FLAGS_node_id);
   o.gateway_queue = absl::GetFlag(FLAGS_gateway_queue);
+  o.route_cache_users = std::max(0, absl::GetFlag(FLAGS_route_cache_users));
   o.service.storage_timeout =
       std::chrono::milliseconds(absl::GetFlag(FLAGS_storage_timeout_ms));
   o.service.presence_timeout =
@@ -94,8 +101,20 @@ int main(int argc, char** argv) {
   auto presence = parley::internal::v1::PresenceService::NewStub(
       parley::MakeChannel(o.presence_addr, o.internal_tls));
   parley::FanoutHub hub(o.gateway_queue);
-  parley::message::MessageServiceImpl service(
-      o.service, id_generator.get(), storage.get(), presence.get(), &hub);
+  std::unique_ptr<parley::message::RouteCache> route_cache;
+  std::unique_ptr<parley::message::RouteWatch> route_watch;
+  if (o.route_cache_users > 0) {
+    route_cache = std::make_unique<parley::message::RouteCache>(
+        parley::message::RouteCache::Options{
+            .max_users = static_cast<size_t>(o.route_cache_users)});
+    route_watch = std::make_unique<parley::message::RouteWatch>(
+        "message node " + std::to_string(o.node_id), presence.get(),
+        route_cache.get());
+  }
+  parley::message::MessageServiceImpl service(o.service, id_generator.get(),
+                                              storage.get(), presence.get(),
+                                              &hub, route_cache.get());
+  if (route_watch) route_watch->Start();
 
   auto server = parley::StartServer(
       {.listen = o.listen, .port_file = o.port_file, .tls = o.internal_tls},
@@ -110,5 +129,6 @@ int main(int argc, char** argv) {
   spdlog::info("signal {}: shutting down", sig);
   hub.CloseAll();
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
+  if (route_watch) route_watch->Stop();
   return 0;
 }

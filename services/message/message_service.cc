@@ -78,12 +78,13 @@ const parley::v1::Message* EventMessage(const parley::v1::ChatEvent& e) {
 MessageServiceImpl::MessageServiceImpl(
     MessageServiceOptions options, IdGenerator* ids,
     internal::StorageService::StubInterface* storage,
-    internal::PresenceService::StubInterface* presence, FanoutHub* hub)
+    internal::PresenceService::StubInterface* presence, FanoutHub* hub,
+    RouteCache* route_cache)
     : options_(options),
       ids_(ids),
       storage_(storage),
       hub_(hub),
-      fanout_(presence, hub, [&] {
+      fanout_(presence, hub, route_cache, [&] {
         FanoutBatcherOptions o = options.fanout;
         o.timeout = options.presence_timeout;
         return o;
@@ -158,7 +159,7 @@ void MessageServiceImpl::SendOne(const internal::AppendMessageRequest& req,
   internal::AppendMessageRequest append = req;
   append.set_message_id(ids_->Next());
   Append(std::move(append), timeout,
-         [this, answer = std::move(answer),
+         [this, answer = std::move(answer), ends_typing = req.ends_typing(),
           skip = SkipStream{req.origin_gateway_id(), req.origin_stream_id()}](
              absl::StatusOr<internal::ChatEventResult> r) mutable {
            if (!r.ok()) {
@@ -170,7 +171,8 @@ void MessageServiceImpl::SendOne(const internal::AppendMessageRequest& req,
            // and then lost its fan-out (an instance crash). Clients drop
            // an event whose seq they already hold.
            FanoutEvent(r->event(), r->recipient_user_ids(),
-                       /*stop_typing=*/!r->duplicate(), std::move(skip));
+                       /*stop_typing=*/ends_typing && !r->duplicate(),
+                       std::move(skip));
          });
 }
 

@@ -3,12 +3,13 @@
 // SendMessage: validate -> assign a time-ordered id -> storage.AppendMessages
 // (membership check, next seq, message and event rows; concurrent sends
 // share one call, see CallBatcher, and storage commits them together)
-// -> answer the caller -> look up recipients' routes in presence -> push the
-// event to exactly the gateways that hold them (lookups are batched, see
-// FanoutBatcher). If presence cannot answer,
+// -> answer the caller -> find recipients' routes (in the RouteCache, else
+// in presence) -> push the event to exactly the gateways that hold them
+// (lookups are batched, see FanoutBatcher). If presence cannot answer,
 // the event goes to every subscribed gateway, which deliver it only to local
 // recipients; if even that fails, recipients catch up with SyncChat.
-// A sent message also ends its sender's typing indicator in that chat.
+// A sent message also ends its sender's typing indicator in that chat when
+// the gateway marks it (ends_typing: the indicator was started through it).
 #ifndef PARLEY_SERVICES_MESSAGE_MESSAGE_SERVICE_H_
 #define PARLEY_SERVICES_MESSAGE_MESSAGE_SERVICE_H_
 
@@ -53,7 +54,7 @@ class MessageServiceImpl final
   MessageServiceImpl(MessageServiceOptions options, IdGenerator* ids,
                      internal::StorageService::StubInterface* storage,
                      internal::PresenceService::StubInterface* presence,
-                     FanoutHub* hub);
+                     FanoutHub* hub, RouteCache* route_cache = nullptr);
 
   grpc::ServerUnaryReactor* SendMessage(
       grpc::CallbackServerContext* ctx,

@@ -5,9 +5,12 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "services/presence/route_store.h"
 
 namespace parley::presence {
 namespace {
@@ -30,11 +33,8 @@ ReplyPtr Command(redisContext* c, const char* fmt, const char* arg = nullptr) {
 }  // namespace
 
 KeyspaceListener::KeyspaceListener(RedisClient::Options options,
-                                   Callback on_expired,
-                                   std::function<void()> on_resubscribed)
-    : options_(std::move(options)),
-      on_expired_(std::move(on_expired)),
-      on_resubscribed_(std::move(on_resubscribed)) {}
+                                   Callbacks callbacks)
+    : options_(std::move(options)), callbacks_(std::move(callbacks)) {}
 
 KeyspaceListener::~KeyspaceListener() { Stop(); }
 
@@ -90,11 +90,19 @@ void KeyspaceListener::Listen() {
   }
   const std::string channel =
       absl::StrCat("__keyevent@", options_.db, "__:expired");
-  ReplyPtr sub = Command(c.get(), "SUBSCRIBE %s", channel.c_str());
+  // One command for both channels, so that no message can arrive between
+  // two confirmations; the second confirmation is read (and skipped) below.
+  ReplyPtr sub(static_cast<redisReply*>(
+      redisCommand(c.get(), "SUBSCRIBE %s %s", channel.c_str(),
+                   RouteStore::kRouteChangesChannel)));
   if (!sub || sub->type == REDIS_REPLY_ERROR) return;
   subscribed_ = true;
-  spdlog::info("listening for key expirations on {}", channel);
-  if (ever_subscribed_ && on_resubscribed_) on_resubscribed_();
+  spdlog::info("listening for key expirations on {} and route changes on {}",
+               channel, RouteStore::kRouteChangesChannel);
+  if (callbacks_.on_subscription) callbacks_.on_subscription(true);
+  if (ever_subscribed_ && callbacks_.on_resubscribed) {
+    callbacks_.on_resubscribed();
+  }
   ever_subscribed_ = true;
   while (!stopping_) {
     void* raw = nullptr;
@@ -108,13 +116,22 @@ void KeyspaceListener::Listen() {
       continue;
     }
     ReplyPtr reply(static_cast<redisReply*>(raw));
-    // ["message", channel, key]
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
-        reply->element[2]->type == REDIS_REPLY_STRING) {
-      on_expired_(std::string(reply->element[2]->str, reply->element[2]->len));
+    // ["message", channel, key or payload]
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[1]->type != REDIS_REPLY_STRING ||
+        reply->element[2]->type != REDIS_REPLY_STRING) {
+      continue;
+    }
+    const std::string_view from(reply->element[1]->str, reply->element[1]->len);
+    std::string data(reply->element[2]->str, reply->element[2]->len);
+    if (from == RouteStore::kRouteChangesChannel) {
+      if (callbacks_.on_route_changes) callbacks_.on_route_changes(data);
+    } else if (callbacks_.on_expired) {
+      callbacks_.on_expired(data);
     }
   }
   subscribed_ = false;
+  if (callbacks_.on_subscription) callbacks_.on_subscription(false);
   if (!stopping_) spdlog::warn("lost the Redis keyspace subscription");
 }
 

@@ -1,9 +1,11 @@
-// Listens for Redis key expirations (keyspace notifications on
-// __keyevent@<db>__:expired) on a dedicated connection, reconnecting (and
-// re-enabling notifications) after Redis restarts.
+// Listens, on a dedicated connection, for Redis key expirations (keyspace
+// notifications on __keyevent@<db>__:expired) and for route changes (the
+// RouteStore::kRouteChangesChannel channel), reconnecting (and re-enabling
+// notifications) after Redis restarts.
 //
 //   KeyspaceListener listener(redis_options,
-//                             [&](const std::string& key) { ... });
+//       {.on_expired = [&](const std::string& key) { ... },
+//        .on_route_changes = [&](const std::string& ids) { ... }});
 //   listener.Start();
 //
 // On Redis Cluster every node publishes its own expirations: one listener
@@ -22,12 +24,20 @@ namespace parley::presence {
 
 class KeyspaceListener {
  public:
-  using Callback = std::function<void(const std::string& key)>;
+  struct Callbacks {
+    // A key expired.
+    std::function<void(const std::string& key)> on_expired;
+    // A message on the route changes channel.
+    std::function<void(const std::string& payload)> on_route_changes;
+    // Runs each time the subscription is re-established after having been
+    // lost (Redis restarted or the connection broke).
+    std::function<void()> on_resubscribed;
+    // Runs with true each time the subscription starts, and with false each
+    // time it is lost: messages published in between are missed.
+    std::function<void(bool subscribed)> on_subscription;
+  };
 
-  // `on_resubscribed` runs each time the subscription is re-established
-  // after having been lost (Redis restarted or the connection broke).
-  KeyspaceListener(RedisClient::Options options, Callback on_expired,
-                   std::function<void()> on_resubscribed = nullptr);
+  KeyspaceListener(RedisClient::Options options, Callbacks callbacks);
   ~KeyspaceListener();
 
   void Start();
@@ -41,8 +51,7 @@ class KeyspaceListener {
   void Listen();
 
   const RedisClient::Options options_;
-  const Callback on_expired_;
-  const std::function<void()> on_resubscribed_;
+  const Callbacks callbacks_;
   bool ever_subscribed_ = false;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> subscribed_{false};

@@ -16,6 +16,7 @@
 #include "services/presence/presence_service.h"
 #include "services/presence/redis_client.h"
 #include "services/presence/route_store.h"
+#include "services/presence/route_watchers.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50053", "Address to serve on.");
 ABSL_FLAG(std::string, port_file, "",
@@ -86,16 +87,35 @@ int main(int argc, char** argv) {
       parley::MakeChannel(o.storage_addr, o.internal_tls));
   parley::presence::LiveEvents events(&routes, &hub, storage.get(), &pool,
                                       o.events);
+  parley::presence::RouteWatchers watchers;
   parley::presence::KeyspaceListener listener(
-      o.redis, [&events](const std::string& key) { events.OnKeyExpired(key); },
-      // Redis came back (possibly empty): have every gateway re-send its
-      // routes now rather than at its next heartbeat.
-      [&hub] {
-        auto resync = std::make_shared<parley::internal::v1::Delivery>();
-        resync->set_resync_routes(true);
-        hub.Broadcast(std::move(resync));
-      });
-  parley::presence::PresenceServiceImpl service(&routes, &events, &hub, &pool);
+      o.redis,
+      {.on_expired =
+           [&events, &watchers](const std::string& key) {
+             // A lapsed routes key is a change every instance sees itself.
+             int64_t user_id = 0;
+             if (parley::presence::RouteStore::ParseRoutesKey(key, &user_id)) {
+               watchers.Changed({user_id});
+             }
+             events.OnKeyExpired(key);
+           },
+       .on_route_changes =
+           [&watchers](const std::string& payload) {
+             watchers.Changed(
+                 parley::presence::RouteStore::ParseRouteChanges(payload));
+           },
+       // Redis came back (possibly empty): have every gateway re-send its
+       // routes now rather than at its next heartbeat.
+       .on_resubscribed =
+           [&hub] {
+             auto resync = std::make_shared<parley::internal::v1::Delivery>();
+             resync->set_resync_routes(true);
+             hub.Broadcast(std::move(resync));
+           },
+       .on_subscription =
+           [&watchers](bool subscribed) { watchers.SetTracking(subscribed); }});
+  parley::presence::PresenceServiceImpl service(&routes, &events, &hub,
+                                                &watchers, &pool);
   events.Start();
   listener.Start();
 
@@ -112,6 +132,7 @@ int main(int argc, char** argv) {
   const int sig = parley::WaitForShutdownSignal();
   spdlog::info("signal {}: shutting down", sig);
   hub.CloseAll();
+  watchers.CloseAll();
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
   listener.Stop();
   events.Stop();

@@ -39,6 +39,10 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::RegisterRoute(
     if (auto s = CheckRoute(*req); !s.ok()) return s;
     auto changed = routes_->Register(req->gateway_id(), req->user_id());
     if (!changed.ok()) return changed.status();
+    // Before the answer: this instance's watchers hear of the new route
+    // before the gateway can tell its client that the stream is live (the
+    // Redis channel tells the others, and these again).
+    watchers_->Changed({req->user_id()});
     resp->set_online_changed(*changed);
     events_->OnRouteRegistered(req->user_id(), *changed);
     return absl::OkStatus();
@@ -52,6 +56,7 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::UnregisterRoute(
     if (auto s = CheckRoute(*req); !s.ok()) return s;
     auto changed = routes_->Unregister(req->gateway_id(), req->user_id());
     if (!changed.ok()) return changed.status();
+    watchers_->Changed({req->user_id()});
     resp->set_online_changed(*changed);
     if (*changed) events_->OnLastRouteGone(req->user_id());
     return absl::OkStatus();
@@ -157,6 +162,12 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::SetTyping(
 grpc::ServerWriteReactor<internal::Delivery>* PresenceServiceImpl::Subscribe(
     grpc::CallbackServerContext* ctx, const internal::SubscribeRequest* req) {
   return hub_->Open(req->gateway_id());
+}
+
+grpc::ServerWriteReactor<internal::RouteChanges>*
+PresenceServiceImpl::WatchRoutes(grpc::CallbackServerContext* ctx,
+                                 const internal::WatchRoutesRequest* req) {
+  return watchers_->Open(req->watcher_id());
 }
 
 }  // namespace parley::presence

@@ -8,6 +8,7 @@
 #include "parley/internal/v1/presence.grpc.pb.h"
 #include "services/presence/live_events.h"
 #include "services/presence/route_store.h"
+#include "services/presence/route_watchers.h"
 
 namespace parley::presence {
 
@@ -17,8 +18,12 @@ class PresenceServiceImpl final
     : public internal::PresenceService::CallbackService {
  public:
   PresenceServiceImpl(RouteStore* routes, LiveEvents* events, FanoutHub* hub,
-                      ThreadPool* pool)
-      : routes_(routes), events_(events), hub_(hub), pool_(pool) {}
+                      RouteWatchers* watchers, ThreadPool* pool)
+      : routes_(routes),
+        events_(events),
+        hub_(hub),
+        watchers_(watchers),
+        pool_(pool) {}
 
   grpc::ServerUnaryReactor* RegisterRoute(
       grpc::CallbackServerContext* ctx, const internal::RouteRequest* req,
@@ -41,11 +46,15 @@ class PresenceServiceImpl final
   grpc::ServerWriteReactor<internal::Delivery>* Subscribe(
       grpc::CallbackServerContext* ctx,
       const internal::SubscribeRequest* req) override;
+  grpc::ServerWriteReactor<internal::RouteChanges>* WatchRoutes(
+      grpc::CallbackServerContext* ctx,
+      const internal::WatchRoutesRequest* req) override;
 
  private:
   RouteStore* routes_;
   LiveEvents* events_;
   FanoutHub* hub_;
+  RouteWatchers* watchers_;
   ThreadPool* pool_;
 };
 

@@ -1,13 +1,14 @@
 #include "services/presence/route_store.h"
 
-#include <utility>
-
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/validation.h"
 
 namespace parley::presence {
@@ -17,11 +18,13 @@ namespace {
 constexpr int64_t kAnnouncedTtlMs = 7 * 24 * 3600 * 1000LL;
 
 // KEYS[1] routes, KEYS[2] announced; ARGV: now, expiry, gateway, ttl,
-// announced ttl. Returns 1 when coming online must be announced.
+// announced ttl, changes channel, user id. Returns 1 when coming online must
+// be announced. Publishes the user id when the set of gateways changed.
 constexpr char kRegisterScript[] = R"lua(
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+local lapsed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local added = redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if lapsed > 0 or added > 0 then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
 local prev = redis.call('GET', KEYS[2])
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
 if prev == '1' then return 0 end
@@ -40,11 +43,13 @@ if tonumber(ARGV[2]) > old then redis.call('SET', KEYS[3], ARGV[2]) end
 return 1
 )lua";
 
-// KEYS[1] routes, KEYS[2] seen, ARGV: now, gateway. Returns the number of
-// live routes left; records last-seen when none is.
+// KEYS[1] routes, KEYS[2] seen, ARGV: now, gateway, changes channel, user
+// id. Returns the number of live routes left; records last-seen when none
+// is. Publishes the user id when the set of gateways changed.
 constexpr char kUnregisterScript[] = R"lua(
-redis.call('ZREM', KEYS[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local removed = redis.call('ZREM', KEYS[1], ARGV[2])
+removed = removed + redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if removed > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 local after = redis.call('ZCARD', KEYS[1])
 if after == 0 then redis.call('SET', KEYS[2], ARGV[1]) end
 return after
@@ -120,7 +125,8 @@ absl::StatusOr<bool> RouteStore::Register(const std::string& gateway_id,
       {"EVAL", kRegisterScript, "2", RoutesKey(user_id), AnnouncedKey(user_id),
        absl::StrCat(now), absl::StrCat(now + options_.route_ttl.count()),
        gateway_id, absl::StrCat(options_.route_ttl.count()),
-       absl::StrCat(kAnnouncedTtlMs)});
+       absl::StrCat(kAnnouncedTtlMs), kRouteChangesChannel,
+       absl::StrCat(user_id)});
   if (!r.ok()) return r.status();
   if (auto s = ReplyError(*r); !s.ok()) return s;
   return r->integer == 1;
@@ -187,7 +193,8 @@ absl::StatusOr<bool> RouteStore::Unregister(const std::string& gateway_id,
                                             int64_t user_id) {
   const int64_t now = Now();
   auto r = redis_->Command({"EVAL", kUnregisterScript, "2", RoutesKey(user_id),
-                            SeenKey(user_id), absl::StrCat(now), gateway_id});
+                            SeenKey(user_id), absl::StrCat(now), gateway_id,
+                            kRouteChangesChannel, absl::StrCat(user_id)});
   if (!r.ok()) return r.status();
   if (auto s = ReplyError(*r); !s.ok()) return s;
   return r->integer == 0;
@@ -208,10 +215,32 @@ absl::Status RouteStore::Heartbeat(const std::string& gateway_id,
   }
   auto replies = redis_->Pipeline(commands);
   if (!replies.ok()) return replies.status();
-  for (const auto& r : *replies) {
+  // A ZADD that added its member re-created a lapsed or lost route (e.g.
+  // after Redis restarted): routes cached without it must be dropped.
+  std::vector<int64_t> added;
+  for (size_t i = 0; i < replies->size(); ++i) {
+    const RedisReply& r = (*replies)[i];
     if (auto s = ReplyError(r); !s.ok()) return s;
+    if (i % 2 == 0 && r.type == RedisReply::Type::kInteger && r.integer > 0) {
+      added.push_back(user_ids[i / 2]);
+    }
+  }
+  if (!added.empty()) {
+    auto r = redis_->Command(
+        {"PUBLISH", kRouteChangesChannel, absl::StrJoin(added, ",")});
+    if (!r.ok()) return r.status();
+    if (auto s = ReplyError(*r); !s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+std::vector<int64_t> RouteStore::ParseRouteChanges(absl::string_view payload) {
+  std::vector<int64_t> users;
+  for (absl::string_view part : absl::StrSplit(payload, ',')) {
+    int64_t id = 0;
+    if (ParseKeyId(part, &id)) users.push_back(id);
+  }
+  return users;
 }
 
 absl::StatusOr<std::map<std::string, std::vector<int64_t>>> RouteStore::Lookup(

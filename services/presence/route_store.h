@@ -48,6 +48,12 @@ class RouteStore {
     std::function<int64_t()> clock_ms;
   };
 
+  // Redis channel on which every change to a user's set of gateways is
+  // published, as the user id (Heartbeat: several ids, comma-separated).
+  static constexpr char kRouteChangesChannel[] = "parley:route-changes";
+  // The user ids of a message on that channel; malformed parts are skipped.
+  static std::vector<int64_t> ParseRouteChanges(absl::string_view payload);
+
   static std::string RoutesKey(int64_t user_id);
   static std::string SeenKey(int64_t user_id);
   static std::string AnnouncedKey(int64_t user_id);

@@ -3,10 +3,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/presence/keyspace_listener.h"
 #include "tests/support/test_redis.h"
 
 namespace parley::presence {
@@ -212,6 +218,88 @@ TEST_F(RouteStoreTest, RedisDownIsUnavailableAndRecovers) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(*again);
   EXPECT_TRUE(store_->SetTyping(1, 32, true).ok());
+}
+
+// What a KeyspaceListener hears on the route changes channel.
+class ChangeLog {
+ public:
+  KeyspaceListener::Callbacks Callbacks() {
+    return {.on_route_changes =
+                [this](const std::string& payload) {
+                  std::lock_guard<std::mutex> lock(mu_);
+                  payloads_.push_back(payload);
+                  cv_.notify_all();
+                },
+            .on_subscription =
+                [this](bool subscribed) {
+                  std::lock_guard<std::mutex> lock(mu_);
+                  subscribed_ = subscribed;
+                  cv_.notify_all();
+                }};
+  }
+  bool WaitSubscribed() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(5),
+                        [this] { return subscribed_; });
+  }
+  // The next payload, in order; nullopt after 5 s.
+  std::optional<std::string> Next() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(5),
+                      [this] { return !payloads_.empty(); })) {
+      return std::nullopt;
+    }
+    std::string p = payloads_.front();
+    payloads_.pop_front();
+    return p;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> payloads_;
+  bool subscribed_ = false;
+};
+
+TEST_F(RouteStoreTest, EveryChangeOfAUsersGatewaysIsPublished) {
+  ChangeLog log;
+  auto opts = RedisClient::ParseUrl(redis_server_->url());
+  ASSERT_TRUE(opts.ok());
+  KeyspaceListener listener(*opts, log.Callbacks());
+  listener.Start();
+  ASSERT_TRUE(log.WaitSubscribed());
+
+  ASSERT_TRUE(store_->Register("gw-a", 7).ok());
+  EXPECT_EQ(log.Next(), "7");
+  // A refresh changes nothing: the next message is the next change.
+  ASSERT_TRUE(store_->Register("gw-a", 7).ok());
+  ASSERT_TRUE(store_->Register("gw-b", 7).ok());
+  EXPECT_EQ(log.Next(), "7");
+  ASSERT_TRUE(store_->Register("gw-a", 8).ok());
+  EXPECT_EQ(log.Next(), "8");
+  ASSERT_TRUE(store_->Unregister("gw-a", 7).ok());
+  EXPECT_EQ(log.Next(), "7");
+  // Unregistering what is not there changes nothing.
+  ASSERT_TRUE(store_->Unregister("gw-a", 7).ok());
+  ASSERT_TRUE(store_->Unregister("gw-c", 8).ok());
+  // A heartbeat publishes the routes it re-created, not those it refreshed.
+  ASSERT_TRUE(store_->Heartbeat("gw-a", {8, 9, 10}).ok());
+  EXPECT_EQ(log.Next(), "9,10");
+  // A lapsed route dropped by a register is a change too.
+  ASSERT_TRUE(store_->Register("gw-b", 8).ok());
+  EXPECT_EQ(log.Next(), "8");
+  now_ += 31'000;
+  ASSERT_TRUE(store_->Heartbeat("gw-a", {8}).ok());  // gw-b's 8 lapses
+  ASSERT_TRUE(store_->Register("gw-a", 8).ok());     // a refresh, and a drop
+  EXPECT_EQ(log.Next(), "8");
+  listener.Stop();
+}
+
+TEST(RouteChangesTest, PayloadsParseBack) {
+  EXPECT_THAT(RouteStore::ParseRouteChanges("42"), ElementsAre(42));
+  EXPECT_THAT(RouteStore::ParseRouteChanges("1,2,3"), ElementsAre(1, 2, 3));
+  EXPECT_THAT(RouteStore::ParseRouteChanges("1,x,-3,04,,5"), ElementsAre(1, 5));
+  EXPECT_THAT(RouteStore::ParseRouteChanges(""), ::testing::IsEmpty());
 }
 
 }  // namespace
