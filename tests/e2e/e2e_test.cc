@@ -872,16 +872,25 @@ TEST_F(E2eTest, MessageServiceAnswersEachSendOfABatchOnItsOwn) {
   EXPECT_THAT((std::set<uint64_t>{resp.outcomes(0).message().seq(),
                                   resp.outcomes(3).message().seq()}),
               ElementsAre(1u, 2u));
-  // In seq order: waiting for an event consumes the frames before it.
-  std::vector<v1::Message> stored = {resp.outcomes(0).message(),
-                                     resp.outcomes(3).message()};
-  std::sort(stored.begin(), stored.end(),
-            [](const auto& x, const auto& y) { return x.seq() < y.seq(); });
-  for (const v1::Message& m : stored) {
-    auto ev = bs->WaitForEvent(chat.chat_id(), m.seq());
-    ASSERT_TRUE(ev.has_value()) << "seq " << m.seq() << " not delivered";
-    EXPECT_EQ(ev->message_created().message_id(), m.message_id());
-    EXPECT_EQ(ev->message_created().client_message_id(), m.client_message_id());
+  // Concurrent sends may also be pushed in either order (a client that
+  // sees a seq skipped syncs): take both events as they come.
+  std::map<uint64_t, v1::Message> stored = {
+      {resp.outcomes(0).message().seq(), resp.outcomes(0).message()},
+      {resp.outcomes(3).message().seq(), resp.outcomes(3).message()}};
+  std::map<uint64_t, v1::ChatEvent> got;
+  while (got.size() < stored.size()) {
+    auto f = bs->WaitFor([&](const v1::ServerFrame& f) {
+      return f.has_chat_event() && f.chat_event().chat_id() == chat.chat_id() &&
+             stored.count(f.chat_event().seq()) &&
+             !got.count(f.chat_event().seq());
+    });
+    ASSERT_TRUE(f.has_value()) << got.size() << " of 2 events delivered";
+    got[f->chat_event().seq()] = f->chat_event();
+  }
+  for (const auto& [seq, m] : stored) {
+    EXPECT_EQ(got[seq].message_created().message_id(), m.message_id());
+    EXPECT_EQ(got[seq].message_created().client_message_id(),
+              m.client_message_id());
   }
 
   // Too many sends in one call: refused whole, naming the field.
