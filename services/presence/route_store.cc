@@ -206,28 +206,36 @@ absl::Status RouteStore::Heartbeat(const std::string& gateway_id,
   const int64_t now = Now();
   const std::string expiry = absl::StrCat(now + options_.route_ttl.count());
   const std::string ttl = absl::StrCat(options_.route_ttl.count());
+  // Per user: the route's old expiry, the refresh, the key's TTL.
   std::vector<std::vector<std::string>> commands;
-  commands.reserve(user_ids.size() * 2);
+  commands.reserve(user_ids.size() * 3);
   for (int64_t uid : user_ids) {
     const std::string key = RoutesKey(uid);
+    commands.push_back({"ZSCORE", key, gateway_id});
     commands.push_back({"ZADD", key, expiry, gateway_id});
     commands.push_back({"PEXPIRE", key, ttl});
   }
   auto replies = redis_->Pipeline(commands);
   if (!replies.ok()) return replies.status();
-  // A ZADD that added its member re-created a lapsed or lost route (e.g.
-  // after Redis restarted): routes cached without it must be dropped.
-  std::vector<int64_t> added;
+  // A route that was missing (e.g. Redis restarted) or had lapsed (no
+  // heartbeat for a TTL) was invisible to lookups: routes cached without
+  // it must be dropped.
+  std::vector<int64_t> revived;
   for (size_t i = 0; i < replies->size(); ++i) {
-    const RedisReply& r = (*replies)[i];
-    if (auto s = ReplyError(r); !s.ok()) return s;
-    if (i % 2 == 0 && r.type == RedisReply::Type::kInteger && r.integer > 0) {
-      added.push_back(user_ids[i / 2]);
+    if (auto s = ReplyError((*replies)[i]); !s.ok()) return s;
+  }
+  for (size_t u = 0; u < user_ids.size(); ++u) {
+    const RedisReply& old_expiry = (*replies)[3 * u];
+    double score = 0;
+    if (old_expiry.type != RedisReply::Type::kString ||
+        !absl::SimpleAtod(old_expiry.str, &score) ||
+        score < static_cast<double>(now)) {
+      revived.push_back(user_ids[u]);
     }
   }
-  if (!added.empty()) {
+  if (!revived.empty()) {
     auto r = redis_->Command(
-        {"PUBLISH", kRouteChangesChannel, absl::StrJoin(added, ",")});
+        {"PUBLISH", kRouteChangesChannel, absl::StrJoin(revived, ",")});
     if (!r.ok()) return r.status();
     if (auto s = ReplyError(*r); !s.ok()) return s;
   }
