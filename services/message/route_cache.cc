@@ -6,16 +6,17 @@ namespace parley::message {
 
 namespace internal = ::parley::internal::v1;
 
-void RouteMap::Add(int64_t user_id, const std::string& gateway_id) {
+int RouteMap::Gateway(const std::string& gateway_id) {
   auto [it, added] =
       index_.try_emplace(gateway_id, static_cast<int>(gateways.size()));
   if (added) gateways.push_back(gateway_id);
-  where[user_id].push_back(it->second);
+  return it->second;
 }
 
 void RouteMap::Add(const internal::GetRoutesResponse& found) {
   for (const auto& g : found.gateways()) {
-    for (int64_t u : g.user_ids()) Add(u, g.gateway_id());
+    const int index = Gateway(g.gateway_id());
+    for (int64_t u : g.user_ids()) where[u].push_back(index);
   }
 }
 
@@ -58,13 +59,21 @@ uint64_t RouteCache::Lookup(const std::vector<int64_t>& user_ids,
                             RouteMap* routes, std::vector<int64_t>* misses) {
   std::lock_guard<std::mutex> lock(mu_);
   const size_t missed_before = misses->size();
+  // Cached gateway index -> index in `routes`: a gateway's name is looked
+  // up once per call, not once per user.
+  std::vector<int> mapped(gateway_names_.size(), -1);
   for (int64_t u : user_ids) {
     auto it = tracking_ ? entries_.find(u) : entries_.end();
     if (it == entries_.end()) {
       misses->push_back(u);
       continue;
     }
-    for (uint32_t g : it->second) routes->Add(u, gateway_names_[g]);
+    if (it->second.empty()) continue;  // cached offline
+    auto& where = routes->where[u];
+    for (uint32_t g : it->second) {
+      if (mapped[g] < 0) mapped[g] = routes->Gateway(gateway_names_[g]);
+      where.push_back(mapped[g]);
+    }
   }
   const size_t missed = misses->size() - missed_before;
   counters_.misses += missed;

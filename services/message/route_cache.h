@@ -38,7 +38,8 @@ struct RouteMap {
   std::vector<std::string> gateways;
   std::unordered_map<int64_t, std::vector<int>> where;
 
-  void Add(int64_t user_id, const std::string& gateway_id);
+  // The index of `gateway_id` in `gateways`, added if new.
+  int Gateway(const std::string& gateway_id);
   void Add(const ::parley::internal::v1::GetRoutesResponse& found);
 
  private:

@@ -92,6 +92,8 @@ TEST_F(RouteCacheTest, AnswersFromTheCacheAfterOneLookup) {
   EXPECT_THAT(GatewaysOf(routes, 1), ElementsAre("gw-a", "gw-b"));
   EXPECT_THAT(GatewaysOf(routes, 2), ElementsAre("gw-a"));
   EXPECT_THAT(GatewaysOf(routes, 3), IsEmpty()) << "offline is cached too";
+  EXPECT_EQ(routes.where.count(3), 0u) << "an offline user has no entry";
+  EXPECT_EQ(routes.gateways.size(), 2u) << "each gateway named once";
   EXPECT_THAT(Misses({3, 4}), ElementsAre(4));
   const auto c = cache_.counters();
   EXPECT_EQ(c.hits, 4u);
