@@ -28,7 +28,6 @@ void RouteCache::Apply(const internal::RouteChanges& changes) {
   tracking_ = changes.tracking();
   if (changes.user_ids().empty()) return;
   ++version_;
-  counters_.invalidations += changes.user_ids_size();
   for (int64_t u : changes.user_ids()) {
     entries_.erase(u);
     if (!in_flight_.empty()) recent_[u] = version_;
@@ -52,13 +51,12 @@ void RouteCache::ClearLocked() {
   entries_.clear();
   gateway_names_.clear();
   gateway_index_.clear();
-  ++counters_.resets;
 }
 
 uint64_t RouteCache::Lookup(const std::vector<int64_t>& user_ids,
                             RouteMap* routes, std::vector<int64_t>* misses) {
   std::lock_guard<std::mutex> lock(mu_);
-  const size_t missed_before = misses->size();
+  const size_t asked_before = misses->size();
   // Cached gateway index -> index in `routes`: a gateway's name is looked
   // up once per call, not once per user.
   std::vector<int> mapped(gateway_names_.size(), -1);
@@ -75,10 +73,7 @@ uint64_t RouteCache::Lookup(const std::vector<int64_t>& user_ids,
       where.push_back(mapped[g]);
     }
   }
-  const size_t missed = misses->size() - missed_before;
-  counters_.misses += missed;
-  counters_.hits += user_ids.size() - missed;
-  if (missed > 0) ++in_flight_[version_];
+  if (misses->size() > asked_before) ++in_flight_[version_];
   return version_;
 }
 
@@ -147,11 +142,6 @@ bool RouteCache::tracking() const {
 size_t RouteCache::size() const {
   std::lock_guard<std::mutex> lock(mu_);
   return entries_.size();
-}
-
-RouteCache::Counters RouteCache::counters() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return counters_;
 }
 
 }  // namespace parley::message

@@ -78,13 +78,6 @@ class RouteCache {
 
   bool tracking() const;
   size_t size() const;
-  struct Counters {
-    uint64_t hits = 0;
-    uint64_t misses = 0;
-    uint64_t invalidations = 0;
-    uint64_t resets = 0;
-  };
-  Counters counters() const;
 
  private:
   void ClearLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -109,7 +102,6 @@ class RouteCache {
       ABSL_GUARDED_BY(mu_);
   std::vector<std::string> gateway_names_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, uint32_t> gateway_index_ ABSL_GUARDED_BY(mu_);
-  Counters counters_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace parley::message
