@@ -92,17 +92,12 @@ int main(int argc, char** argv) {
       o.redis,
       {.on_expired =
            [&events, &watchers](const std::string& key) {
-             // A lapsed routes key is a change every instance sees itself.
-             int64_t user_id = 0;
-             if (parley::presence::RouteStore::ParseRoutesKey(key, &user_id)) {
-               watchers.Changed({user_id});
-             }
+             watchers.OnKeyExpired(key);
              events.OnKeyExpired(key);
            },
        .on_route_changes =
            [&watchers](const std::string& payload) {
-             watchers.Changed(
-                 parley::presence::RouteStore::ParseRouteChanges(payload));
+             watchers.OnPublished(payload);
            },
        // Redis came back (possibly empty): have every gateway re-send its
        // routes now rather than at its next heartbeat.

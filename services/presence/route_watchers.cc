@@ -5,6 +5,7 @@
 
 #include "common/logging.h"
 #include "common/serial_writer.h"
+#include "services/presence/route_store.h"
 
 namespace parley::presence {
 
@@ -82,6 +83,15 @@ void RouteWatchers::Changed(const std::vector<int64_t>& user_ids) {
   if (user_ids.empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
   for (Stream* s : streams_) s->Add(user_ids, /*reset=*/false, tracking_);
+}
+
+void RouteWatchers::OnPublished(const std::string& payload) {
+  Changed(RouteStore::ParseRouteChanges(payload));
+}
+
+void RouteWatchers::OnKeyExpired(const std::string& key) {
+  int64_t user_id = 0;
+  if (RouteStore::ParseRoutesKey(key, &user_id)) Changed({user_id});
 }
 
 void RouteWatchers::SetTracking(bool tracking) {

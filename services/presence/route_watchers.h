@@ -11,7 +11,7 @@
 //   return watchers.Open(req->watcher_id());
 //   // From the Redis subscription to route changes:
 //   watchers.SetTracking(true);    // subscribed: watchers may cache
-//   watchers.Changed({42, 43});    // routes of 42 and 43 changed
+//   watchers.OnPublished("42,43"); // routes of 42 and 43 changed
 //   watchers.SetTracking(false);   // subscription lost: stop caching
 #ifndef PARLEY_SERVICES_PRESENCE_ROUTE_WATCHERS_H_
 #define PARLEY_SERVICES_PRESENCE_ROUTE_WATCHERS_H_
@@ -42,6 +42,11 @@ class RouteWatchers {
       const std::string& watcher_id);
   // The routes of `user_ids` changed.
   void Changed(const std::vector<int64_t>& user_ids);
+  // A message on RouteStore::kRouteChangesChannel.
+  void OnPublished(const std::string& payload);
+  // A Redis key expired: a routes key's lapse is a change every instance
+  // sees for itself.
+  void OnKeyExpired(const std::string& key);
   // Whether route changes are being followed; every stream gets a reset
   // with the new state, since changes may have been missed either way.
   void SetTracking(bool tracking);
