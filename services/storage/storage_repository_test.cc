@@ -898,6 +898,54 @@ TEST_F(StorageTest, AppendMessagesAnswersEachRequestOnItsOwn) {
   EXPECT_EQ(again->event().seq(), 2u);
 }
 
+// A batch that waited for a chat's lock judges membership as of after the
+// wait: a member removed meanwhile can no longer send and is no longer a
+// recipient. This is why the lock and the member read are two statements:
+// in READ COMMITTED one statement would read the members as of before it
+// waited.
+TEST_F(StorageTest, BatchThatWaitedForARemovalSeesIt) {
+  const int64_t admin = NewUser();
+  const int64_t b = NewUser();
+  const int64_t chat = NewGroup(admin, {b});
+
+  // A membership change in progress, holding the chat's lock as
+  // RemoveMember does.
+  pqxx::connection conn(g_env->pg().url());
+  pqxx::work removal(conn);
+  removal.exec_params("SELECT 1 FROM chats WHERE chat_id = $1 FOR UPDATE",
+                      chat);
+  removal.exec_params(
+      "DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2", chat, b);
+
+  const iv1::AppendMessageRequest from_b =
+      MessageRequest(chat, b, "waited-b", "from b");
+  const iv1::AppendMessageRequest from_admin =
+      MessageRequest(chat, admin, "waited-admin", "from admin");
+  auto batch = std::async(std::launch::async, [&] {
+    return repo().AppendMessages({&from_b, &from_admin});
+  });
+  // Commit only once the batch waits for the removal.
+  pqxx::connection watcher(g_env->pg().url());
+  bool waiting = false;
+  for (int i = 0; i < 2000 && !waiting; ++i) {
+    pqxx::nontransaction q(watcher);
+    waiting = q.exec_params("SELECT count(*) FROM pg_stat_activity "
+                            "WHERE $1 = ANY(pg_blocking_pids(pid))",
+                            conn.backendpid())[0][0]
+                  .as<int>() > 0;
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(waiting) << "the batch never waited for the chat's lock";
+  removal.commit();
+
+  auto out = batch.get();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].status().code(), absl::StatusCode::kPermissionDenied)
+      << out[0].status();
+  ASSERT_TRUE(out[1].ok()) << out[1].status();
+  EXPECT_THAT(out[1]->recipient_user_ids(), ElementsAre(admin));
+}
+
 TEST_F(StorageTest, GroupCommitKeepsChatsGapFreeUnderConcurrentSends) {
   constexpr int kChats = 6;
   constexpr int kThreads = 6;
