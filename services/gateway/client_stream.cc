@@ -210,6 +210,7 @@ void ClientStream::OnCancel() {
 void ClientStream::FinishLocked(grpc::Status status) {
   if (!finishing_) {
     finishing_ = true;
+    ending_.store(true, std::memory_order_release);
     final_status_ = std::move(status);
     // Queued frames are never sent now: free them at once, keeping only the
     // one being written.

@@ -11,6 +11,7 @@
 #include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -75,6 +76,9 @@ class ClientStream final
   void OnRouteReady() override;
   void Close(const grpc::Status& status) override;
   uint64_t stream_id() const override { return stream_id_; }
+  bool ending() const override {
+    return ending_.load(std::memory_order_acquire);
+  }
 
   // Reactor.
   void OnReadDone(bool ok) override;
@@ -123,6 +127,9 @@ class ClientStream final
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // finishing_, readable without mu_ (the registry holds its own lock when
+  // it asks, and takes ours only after it).
+  std::atomic<bool> ending_{false};
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
   struct Queued {
     std::shared_ptr<const parley::v1::ServerFrame> frame;

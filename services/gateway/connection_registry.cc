@@ -49,9 +49,12 @@ absl::Status ConnectionRegistry::Add(int64_t user_id, LocalStream* stream) {
   {
     std::lock_guard<std::mutex> lock(shard.mu);
     UserEntry& e = shard.users[user_id];
+    // An ending stream no longer counts: its client has its status (or is
+    // about to) while the stream's own Remove may still be on its way.
     if (options_.max_streams_per_user > 0 &&
-        e.streams.size() >=
-            static_cast<size_t>(options_.max_streams_per_user)) {
+        std::count_if(e.streams.begin(), e.streams.end(),
+                      [](const LocalStream* s) { return !s->ending(); }) >=
+            options_.max_streams_per_user) {
       return absl::ResourceExhaustedError(
           absl::StrCat("too many open streams: at most ",
                        options_.max_streams_per_user, " per user"));

@@ -48,6 +48,10 @@ class LocalStream {
   virtual void Close(const grpc::Status& status) = 0;
   // Unique among this gateway's streams; never 0.
   virtual uint64_t stream_id() const = 0;
+  // The stream is ending: it takes no more frames, and its client may
+  // already have its final status although Remove has not come yet. Must
+  // not block.
+  virtual bool ending() const = 0;
 };
 
 class ConnectionRegistry {
@@ -72,7 +76,7 @@ class ConnectionRegistry {
   void Stop();
 
   // Adds a stream, or refuses it with RESOURCE_EXHAUSTED when the user
-  // already holds max_streams_per_user streams here.
+  // already holds max_streams_per_user streams here that are not ending.
   absl::Status Add(int64_t user_id, LocalStream* stream);
   void Remove(int64_t user_id, LocalStream* stream);
   // Pushes the delivery's frame to the local streams of its recipients,
