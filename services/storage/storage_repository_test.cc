@@ -2763,7 +2763,7 @@ std::string Bytes(int64_t size, uint32_t seed) {
 struct UploadOptions {
   std::string name = "photo.png";
   std::string content_type = "image/png";
-  std::string sha256;       // empty: the content's
+  std::string sha256 = {};  // empty: the content's
   int64_t size_bytes = -1;  // negative: the content's
   int64_t max_file_bytes = 0;
   int64_t piece = kMiB;

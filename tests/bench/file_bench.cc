@@ -3,7 +3,7 @@
 // during the transfers, so the password hashing of the bench's own
 // registration does not count).
 //
-//   parley-file-bench --gateway 127.0.0.1:50051 --mib 100 \
+//   parley-file-bench --gateway 127.0.0.1:50051 --mib 100
 //       --watch gateway=$(pgrep -f parley-gateway),storage=$(pgrep -f parley-storage)
 //
 // The file is generated, hashed and sent chunk by chunk: the bench never

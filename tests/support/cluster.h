@@ -39,7 +39,7 @@ class Cluster {
     // certificates made for the run (see certs()).
     bool tls = false;
     // Extra flags per process name ("gateway0", "storage", ...).
-    std::map<std::string, std::vector<std::string>> extra_flags;
+    std::map<std::string, std::vector<std::string>> extra_flags = {};
   };
 
   static absl::StatusOr<std::unique_ptr<Cluster>> Start(Options options);
