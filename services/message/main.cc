@@ -37,6 +37,10 @@ ABSL_FLAG(int, append_calls, 8,
           "AppendMessages calls to storage in flight at once; sends arriving "
           "meanwhile share the next call. 0 sends each message in its own "
           "AppendMessage call.");
+ABSL_FLAG(int, event_order_hold_ms, 50,
+          "Longest a chat's event is held back while an earlier seq of that "
+          "chat is still on its way, so that live events go out in seq "
+          "order. 0: events are pushed as their results come.");
 ABSL_FLAG(int, append_batch, 256,
           "Most sends one AppendMessages call carries (1-1024).");
 ABSL_FLAG(int, route_cache_users, 1000000,
@@ -86,6 +90,8 @@ int main(int argc, char** argv) {
     o.service.fanout.max_in_flight = 1 << 20;
   }
   o.service.append_calls = std::max(0, absl::GetFlag(FLAGS_append_calls));
+  o.service.order_hold = std::chrono::milliseconds(
+      std::max(0, absl::GetFlag(FLAGS_event_order_hold_ms)));
   o.service.append_batch = static_cast<size_t>(
       std::clamp(absl::GetFlag(FLAGS_append_batch), 1, 1024));
   o.internal_tls = parley::InternalTlsFromFlags();

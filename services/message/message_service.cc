@@ -89,6 +89,11 @@ MessageServiceImpl::MessageServiceImpl(
         o.timeout = options.presence_timeout;
         return o;
       }()) {
+  if (options_.order_hold.count() > 0) {
+    orderer_ = std::make_unique<ChatOrderer>(
+        ChatOrderer::Options{.max_hold = options_.order_hold});
+    orderer_->Start();
+  }
   if (options_.append_calls > 0) {
     // A batch call lives as long as its most patient send, so a send that
     // gave up may still be written; a retry finds it by client_message_id.
@@ -158,11 +163,14 @@ void MessageServiceImpl::SendOne(const internal::AppendMessageRequest& req,
   }
   internal::AppendMessageRequest append = req;
   append.set_message_id(ids_->Next());
+  BeginEvent(req.chat_id());
   Append(std::move(append), timeout,
          [this, answer = std::move(answer), ends_typing = req.ends_typing(),
+          chat_id = req.chat_id(),
           skip = SkipStream{req.origin_gateway_id(), req.origin_stream_id()}](
              absl::StatusOr<internal::ChatEventResult> r) mutable {
            if (!r.ok()) {
+             DropEvent(chat_id);
              answer(r.status());
              return;
            }
@@ -192,11 +200,14 @@ grpc::ServerUnaryReactor* MessageServiceImpl::AddMembers(
     grpc::CallbackServerContext* ctx, const internal::AddMembersRequest* req,
     parley::v1::Chat* resp) {
   auto* reactor = ctx->DefaultReactor();
+  BeginEvent(req->chat_id());
   CallAsync(
       storage_->async(),
       &internal::StorageService::StubInterface::async_interface::AddMembers,
       *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
-      [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
+      [this, reactor, resp,
+       chat_id = req->chat_id()](absl::StatusOr<internal::ChatEventResult> r) {
+        if (!r.ok() || r->duplicate()) DropEvent(chat_id);
         if (!r.ok()) {
           reactor->Finish(ToGrpcStatus(r.status()));
           return;
@@ -212,11 +223,14 @@ grpc::ServerUnaryReactor* MessageServiceImpl::RemoveMember(
     grpc::CallbackServerContext* ctx, const internal::RemoveMemberRequest* req,
     parley::v1::Chat* resp) {
   auto* reactor = ctx->DefaultReactor();
+  BeginEvent(req->chat_id());
   CallAsync(
       storage_->async(),
       &internal::StorageService::StubInterface::async_interface::RemoveMember,
       *req, RemainingOr(ctx->deadline(), options_.storage_timeout),
-      [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
+      [this, reactor, resp,
+       chat_id = req->chat_id()](absl::StatusOr<internal::ChatEventResult> r) {
+        if (!r.ok() || r->duplicate()) DropEvent(chat_id);
         if (!r.ok()) {
           reactor->Finish(ToGrpcStatus(r.status()));
           return;
@@ -245,19 +259,25 @@ grpc::ServerUnaryReactor* MessageServiceImpl::AppendEvent(
     reactor->Finish(ToGrpcStatus(valid));
     return reactor;
   }
+  const int64_t chat_id = request.chat_id();
+  BeginEvent(chat_id);
   CallAsync(storage_->async(), method, std::move(request),
             RemainingOr(ctx->deadline(), options_.storage_timeout),
-            [this, reactor, resp](absl::StatusOr<internal::ChatEventResult> r) {
+            [this, reactor, resp,
+             chat_id](absl::StatusOr<internal::ChatEventResult> r) {
               if (!r.ok()) {
+                DropEvent(chat_id);
                 reactor->Finish(ToGrpcStatus(r.status()));
                 return;
               }
               const parley::v1::Message* m = EventMessage(r->event());
               if (m == nullptr) {
+                DropEvent(chat_id);
                 reactor->Finish(ToGrpcStatus(
                     absl::InternalError("storage returned no message")));
                 return;
               }
+              if (r->duplicate()) DropEvent(chat_id);
               *resp = *m;
               reactor->Finish(grpc::Status::OK);
               if (!r->duplicate()) {
@@ -327,6 +347,14 @@ grpc::ServerUnaryReactor* MessageServiceImpl::UpdateReceipt(
   return reactor;
 }
 
+void MessageServiceImpl::BeginEvent(int64_t chat_id) {
+  if (orderer_ != nullptr) orderer_->Begin(chat_id);
+}
+
+void MessageServiceImpl::DropEvent(int64_t chat_id) {
+  if (orderer_ != nullptr) orderer_->Cancel(chat_id);
+}
+
 void MessageServiceImpl::FanoutEvent(
     const parley::v1::ChatEvent& event,
     const google::protobuf::RepeatedField<int64_t>& recipients,
@@ -343,9 +371,20 @@ void MessageServiceImpl::FanoutEvent(
     typing->set_user_id(sender);
     *typing->mutable_member_user_ids() = recipients;
   }
-  fanout_.Fanout(std::move(frame),
-                 std::vector<int64_t>(recipients.begin(), recipients.end()),
-                 std::move(typing), std::move(skip));
+  std::vector<int64_t> to(recipients.begin(), recipients.end());
+  int64_t event_chat = 0;
+  if (orderer_ == nullptr || !absl::SimpleAtoi(event.chat_id(), &event_chat)) {
+    fanout_.Fanout(std::move(frame), std::move(to), std::move(typing),
+                   std::move(skip));
+    return;
+  }
+  orderer_->Submit(
+      event_chat, event.seq(),
+      [this, frame = std::move(frame), to = std::move(to),
+       typing = std::move(typing), skip = std::move(skip)]() mutable {
+        fanout_.Fanout(std::move(frame), std::move(to), std::move(typing),
+                       std::move(skip));
+      });
 }
 
 void MessageServiceImpl::Fanout(

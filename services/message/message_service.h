@@ -24,6 +24,7 @@
 #include "parley/internal/v1/message.grpc.pb.h"
 #include "parley/internal/v1/presence.grpc.pb.h"
 #include "parley/internal/v1/storage.grpc.pb.h"
+#include "services/message/chat_orderer.h"
 #include "services/message/fanout_batcher.h"
 
 namespace parley::message {
@@ -46,6 +47,10 @@ struct MessageServiceOptions {
   int append_calls = 8;
   // Most sends one AppendMessages call carries (storage takes 1,024).
   size_t append_batch = 256;
+  // Longest a chat's event waits for the seqs before it (results of batch
+  // calls in flight come back in any order; see ChatOrderer). 0: events
+  // are pushed as their results come.
+  std::chrono::milliseconds order_hold{50};
 };
 
 class MessageServiceImpl final
@@ -97,7 +102,8 @@ class MessageServiceImpl final
               const google::protobuf::RepeatedField<int64_t>& recipients);
   // With `stop_typing`, a message_created event also ends its sender's
   // typing indicator (best effort). `skip` is the client stream the event's
-  // send came in on, which gets the send's result instead.
+  // send came in on, which gets the send's result instead. A chat's events
+  // go out in seq order (see ChatOrderer).
   void FanoutEvent(const parley::v1::ChatEvent& event,
                    const google::protobuf::RepeatedField<int64_t>& recipients,
                    bool stop_typing = false, SkipStream skip = {});
@@ -117,6 +123,11 @@ class MessageServiceImpl final
 
   // Validates and persists one send; `answer` gets the stored message (or
   // the failure), and then the event fans out.
+  // A write that may make an event of the chat starts; it ends with
+  // FanoutEvent, or with DropEvent when it made no new event (see
+  // ChatOrderer).
+  void BeginEvent(int64_t chat_id);
+  void DropEvent(int64_t chat_id);
   using SendDone = std::function<void(absl::StatusOr<parley::v1::Message>)>;
   void SendOne(const internal::AppendMessageRequest& req,
                std::chrono::milliseconds timeout, SendDone answer);
@@ -133,6 +144,9 @@ class MessageServiceImpl final
   internal::StorageService::StubInterface* const storage_;
   FanoutHub* const hub_;
   FanoutBatcher fanout_;
+  // Null when options_.order_hold is 0. Between the two: batch calls that
+  // finish at shutdown still submit to it, and its Stop pushes into fanout_.
+  std::unique_ptr<ChatOrderer> orderer_;
   // Null when options_.append_calls is 0.
   std::unique_ptr<AppendBatcher> appends_;
 };
