@@ -11,13 +11,17 @@ ThreadPool::ThreadPool(std::string name, int threads, size_t max_queue)
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { Shutdown(); }
+
+void ThreadPool::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
-  for (auto& t : threads_) t.join();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 bool ThreadPool::TrySubmit(std::function<void()> fn) {

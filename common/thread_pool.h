@@ -23,7 +23,7 @@ namespace parley {
 class ThreadPool {
  public:
   ThreadPool(std::string name, int threads, size_t max_queue);
-  ~ThreadPool();  // Runs what is queued, then joins.
+  ~ThreadPool();  // Shutdown.
 
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -32,6 +32,11 @@ class ThreadPool {
   bool TrySubmit(std::function<void()> fn);
 
   size_t queued() const;
+
+  // Refuses new work, runs what is queued and joins the threads. Call it
+  // before anything the queued work uses goes away; later calls do
+  // nothing. Not concurrently with itself.
+  void Shutdown();
 
  private:
   void Work();

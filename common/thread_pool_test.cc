@@ -42,5 +42,27 @@ TEST(ThreadPoolTest, RefusesWhenTheQueueIsFull) {
   cv.notify_all();
 }
 
+// Shutdown is how a service makes sure no queued task outlives what it
+// uses: everything queued has run when it returns, and nothing new starts.
+TEST(ThreadPoolTest, ShutdownRunsWhatIsQueuedAndRefusesTheRest) {
+  std::atomic<int> ran{0};
+  std::atomic<int> refused{0};
+  ThreadPool pool("t", 2, 1000);
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(pool.TrySubmit([&] {
+      ++ran;
+      // A task that submits more while the pool shuts down is refused.
+      if (!pool.TrySubmit([&] { ++ran; })) ++refused;
+    }));
+  }
+  pool.Shutdown();
+  const int after = ran.load();
+  EXPECT_GE(after, 500);
+  EXPECT_EQ(after + refused.load(), 1000);
+  EXPECT_FALSE(pool.TrySubmit([&] { ++ran; }));
+  pool.Shutdown();  // again: nothing to do
+  EXPECT_EQ(ran.load(), after);
+}
+
 }  // namespace
 }  // namespace parley

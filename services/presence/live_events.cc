@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "absl/cleanup/cleanup.h"
 #include "common/async_call.h"
 #include "common/grpc_util.h"
 #include "common/logging.h"
@@ -37,6 +38,24 @@ void LiveEvents::Stop() {
   }
   cv_.notify_all();
   if (timer_.joinable()) timer_.join();
+}
+
+bool LiveEvents::WaitForStorageCalls(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return storage_calls_done_.wait_for(
+      lock, timeout, [this] { return storage_calls_in_flight_ == 0; });
+}
+
+bool LiveEvents::BeginStorageCall() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return false;
+  ++storage_calls_in_flight_;
+  return true;
+}
+
+void LiveEvents::EndStorageCall() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--storage_calls_in_flight_ == 0) storage_calls_done_.notify_all();
 }
 
 void LiveEvents::OnRouteRegistered(int64_t user_id, bool announce) {
@@ -105,19 +124,23 @@ void LiveEvents::AnnounceOffline(int64_t user_id, int64_t last_seen_ms) {
       TimeUtil::MillisecondsToTimestamp(last_seen_ms);
   const bool queued = storage_calls_.Run(
       [this, req = std::move(req)](std::function<void()> done) mutable {
-        CallAsync(
-            storage_->async(),
-            &internal::StorageService::StubInterface::async_interface::
-                RecordLastSeen,
-            std::move(req), options_.storage_timeout,
-            [done = std::move(done)](
-                absl::StatusOr<internal::RecordLastSeenResponse> r) {
-              if (!r.ok()) {
-                spdlog::warn("recording last-seen failed: {}",
-                             r.status().ToString());
-              }
-              done();
-            });
+        if (!BeginStorageCall()) {  // shutting down
+          done();
+          return;
+        }
+        CallAsync(storage_->async(),
+                  &internal::StorageService::StubInterface::async_interface::
+                      RecordLastSeen,
+                  std::move(req), options_.storage_timeout,
+                  [this, done = std::move(done)](
+                      absl::StatusOr<internal::RecordLastSeenResponse> r) {
+                    if (!r.ok()) {
+                      spdlog::warn("recording last-seen failed: {}",
+                                   r.status().ToString());
+                    }
+                    done();
+                    EndStorageCall();
+                  });
       });
   if (!queued) spdlog::warn("too many storage calls waiting; last-seen dropped");
   PushPresence(user_id, /*online=*/false, last_seen_ms);
@@ -131,13 +154,19 @@ void LiveEvents::PushPresence(int64_t user_id, bool online,
   // all at once (it answers "overloaded" to everyone past its queue).
   const bool queued = storage_calls_.Run([this, user_id, online, last_seen_ms,
                                           req = std::move(req)](
-                                             std::function<void()> done) mutable {
+                                             std::function<void()>
+                                                 done) mutable {
+    if (!BeginStorageCall()) {  // shutting down
+      done();
+      return;
+    }
     CallAsync(
         storage_->async(),
         &internal::StorageService::StubInterface::async_interface::ListContacts,
         std::move(req), options_.storage_timeout,
         [this, user_id, online, last_seen_ms, done = std::move(done)](
             absl::StatusOr<internal::ListContactsResponse> contacts) {
+          absl::Cleanup end = [this] { EndStorageCall(); };
           done();
           if (!contacts.ok()) {
             spdlog::warn("listing contacts failed: {}",
@@ -180,12 +209,15 @@ void LiveEvents::OnTypingExpired(int64_t chat_id, int64_t user_id) {
     if (!claimed.ok() || !*claimed) return;
     internal::GetChatMembersRequest req;
     req.set_chat_id(chat_id);
+    if (!BeginStorageCall()) return;  // shutting down
     CallAsync(
         storage_->async(),
-        &internal::StorageService::StubInterface::async_interface::GetChatMembers,
+        &internal::StorageService::StubInterface::async_interface::
+            GetChatMembers,
         std::move(req), options_.storage_timeout,
-        [this, chat_id, user_id](
-            absl::StatusOr<internal::GetChatMembersResponse> members) {
+        [this, chat_id,
+         user_id](absl::StatusOr<internal::GetChatMembersResponse> members) {
+          absl::Cleanup end = [this] { EndStorageCall(); };
           if (!members.ok()) return;
           auto ids = std::make_shared<std::vector<int64_t>>(
               members->user_ids().begin(), members->user_ids().end());

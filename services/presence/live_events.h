@@ -45,7 +45,14 @@ class LiveEvents {
   ~LiveEvents();
 
   void Start();
+  // Stops the offline timer and starts no more storage calls (those asked
+  // for later are dropped). Calls in flight go on: see
+  // WaitForStorageCalls.
   void Stop();
+  // After Stop, and after the pool has run what it held for us: waits for
+  // the storage calls in flight to finish, whose callbacks use this object,
+  // the pool and the hub. False if some were still going at `timeout`.
+  bool WaitForStorageCalls(std::chrono::milliseconds timeout);
 
   // A route was registered; `announce` when the user came online.
   void OnRouteRegistered(int64_t user_id, bool announce);
@@ -70,6 +77,11 @@ class LiveEvents {
   void AnnounceOffline(int64_t user_id, int64_t last_seen_ms);
   void PushPresence(int64_t user_id, bool online, int64_t last_seen_ms);
   void TimerLoop();
+  // Counts a storage call in flight; false (and nothing counted) once
+  // stopping.
+  bool BeginStorageCall();
+  // Its callback is done with this object: the last thing it does.
+  void EndStorageCall();
 
   RouteStore* const routes_;
   FanoutHub* const hub_;
@@ -85,6 +97,8 @@ class LiveEvents {
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_
       ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int storage_calls_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  std::condition_variable storage_calls_done_;
   std::thread timer_;
 };
 

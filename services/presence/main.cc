@@ -129,7 +129,16 @@ int main(int argc, char** argv) {
   hub.CloseAll();
   watchers.CloseAll();
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
+  // In this order: nothing starts new work, the pool runs what it holds
+  // (it may start no storage calls now), and the storage calls in flight
+  // finish, whose callbacks use events, the pool and the hub. Only then may
+  // the objects above go away.
   listener.Stop();
   events.Stop();
+  pool.Shutdown();
+  if (!events.WaitForStorageCalls(o.events.storage_timeout +
+                                  std::chrono::seconds(1))) {
+    spdlog::warn("storage calls still in flight at exit");
+  }
   return 0;
 }
