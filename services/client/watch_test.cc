@@ -6,11 +6,14 @@
 #include <deque>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <sstream>
 #include <streambuf>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "common/grpc_util.h"
 #include "gtest/gtest.h"
 
@@ -143,12 +146,29 @@ class FakeChatService final : public v1::ChatService::Service {
   int pongs_ = 0;
 };
 
+// Takes a run of digits off the front of `s` into `digits`.
+bool ConsumeDigits(absl::string_view& s, absl::string_view* digits) {
+  size_t n = 0;
+  while (n < s.size() && absl::ascii_isdigit(s[n])) ++n;
+  if (n == 0) return false;
+  *digits = s.substr(0, n);
+  s.remove_prefix(n);
+  return true;
+}
+
+// "chat#seq" of every "[chat C #S] 2: mN" line shown, in order.
 std::vector<std::string> ShownEvents(const std::string& text) {
   std::vector<std::string> out;
-  std::regex re(R"(\[chat (\d+) #(\d+)\] 2: m(\d+))");
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), re);
-       it != std::sregex_iterator(); ++it) {
-    out.push_back(absl::StrCat((*it)[1].str(), "#", (*it)[2].str()));
+  absl::string_view rest(text);
+  for (size_t at = rest.find("[chat "); at != absl::string_view::npos;
+       at = rest.find("[chat ")) {
+    rest.remove_prefix(at + 1);
+    absl::string_view s = rest.substr(5), chat, seq, n;
+    if (ConsumeDigits(s, &chat) && absl::ConsumePrefix(&s, " #") &&
+        ConsumeDigits(s, &seq) && absl::ConsumePrefix(&s, "] 2: m") &&
+        ConsumeDigits(s, &n)) {
+      out.push_back(absl::StrCat(chat, "#", seq));
+    }
   }
   return out;
 }

@@ -37,7 +37,7 @@ class RateLimiter {
     // period. At least 1.
     double burst = 1;
     // Time source; default std::chrono::steady_clock::now.
-    Clock clock;
+    Clock clock = {};
   };
 
   struct Decision {

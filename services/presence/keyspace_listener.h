@@ -26,15 +26,15 @@ class KeyspaceListener {
  public:
   struct Callbacks {
     // A key expired.
-    std::function<void(const std::string& key)> on_expired;
+    std::function<void(const std::string& key)> on_expired = {};
     // A message on the route changes channel.
-    std::function<void(const std::string& payload)> on_route_changes;
+    std::function<void(const std::string& payload)> on_route_changes = {};
     // Runs each time the subscription is re-established after having been
     // lost (Redis restarted or the connection broke).
-    std::function<void()> on_resubscribed;
+    std::function<void()> on_resubscribed = {};
     // Runs with true each time the subscription starts, and with false each
     // time it is lost: messages published in between are missed.
-    std::function<void(bool subscribed)> on_subscription;
+    std::function<void(bool subscribed)> on_subscription = {};
   };
 
   KeyspaceListener(RedisClient::Options options, Callbacks callbacks);
