@@ -61,11 +61,10 @@ void ChatOrderer::Cancel(int64_t chat_id) {
   Shard& shard = ShardFor(chat_id);
   std::lock_guard<std::mutex> lock(shard.mu);
   auto it = shard.chats.find(chat_id);
-  if (it != shard.chats.end()) EndWrite(shard, chat_id, it->second);
-}
-
-void ChatOrderer::EndWrite(Shard& shard, int64_t chat_id, Chat& chat) {
+  if (it == shard.chats.end()) return;
+  Chat& chat = it->second;
   if (chat.in_flight > 0) --chat.in_flight;
+  // Events of a chat not yet known waited for this write.
   if (!chat.known && chat.in_flight == 0 && !chat.held.empty()) {
     ReleaseAll(chat);
     shard.waiting.erase(chat_id);
@@ -78,33 +77,23 @@ void ChatOrderer::Submit(int64_t chat_id, uint64_t seq, Release release) {
   std::lock_guard<std::mutex> lock(shard.mu);
   Chat& chat = shard.chats[chat_id];
   chat.last_event = now;
-  if (!chat.known) {
-    // Wait for the chat's other writes in flight (they may hold lower
-    // seqs); with none, this one goes out at once.
-    chat.held.insert_or_assign(seq, Held{std::move(release), now});
-    shard.waiting.insert(chat_id);
-    EndWrite(shard, chat_id, chat);
-    if (chat.held.size() >= options_.max_held_per_chat) {
-      ReleaseAll(chat);
-      shard.waiting.erase(chat_id);
-    }
-    return;
-  }
   if (chat.in_flight > 0) --chat.in_flight;
-  if (seq < chat.next) {  // a repeat, or late after its gap was given up
+  if (chat.known && seq < chat.next) {  // a repeat, or late past its gap
     std::move(release)();
     return;
   }
-  if (seq == chat.next) {
+  if (chat.known && seq == chat.next) {
     std::move(release)();
     ++chat.next;
     ReleaseReady(chat);
     if (chat.held.empty()) shard.waiting.erase(chat_id);
     return;
   }
-  // An earlier seq is still on its way.
+  // An earlier seq is on its way, or, for a chat not yet known, may be: a
+  // write of it is still in flight.
   chat.held.insert_or_assign(seq, Held{std::move(release), now});
-  if (chat.held.size() >= options_.max_held_per_chat) {
+  if ((!chat.known && chat.in_flight == 0) ||
+      chat.held.size() >= options_.max_held_per_chat) {
     ReleaseAll(chat);
     shard.waiting.erase(chat_id);
     return;

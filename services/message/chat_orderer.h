@@ -111,10 +111,6 @@ class ChatOrderer {
   static void ReleaseReady(Chat& chat);
   // Releases everything held, in order, and moves `next` past it.
   static void ReleaseAll(Chat& chat);
-  // Ends one write in flight; for a chat not yet known, releases what it
-  // holds once none is left.
-  void EndWrite(Shard& shard, int64_t chat_id, Chat& chat)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   void TickLoop();
 
   const Options options_;

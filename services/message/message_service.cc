@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "common/async_call.h"
 #include "common/batch_outcomes.h"
@@ -178,7 +179,7 @@ void MessageServiceImpl::SendOne(const internal::AppendMessageRequest& req,
            // A retry is pushed again: the first attempt may have committed
            // and then lost its fan-out (an instance crash). Clients drop
            // an event whose seq they already hold.
-           FanoutEvent(r->event(), r->recipient_user_ids(),
+           FanoutEvent(chat_id, r->event(), r->recipient_user_ids(),
                        /*stop_typing=*/ends_typing && !r->duplicate(),
                        std::move(skip));
          });
@@ -214,7 +215,9 @@ grpc::ServerUnaryReactor* MessageServiceImpl::AddMembers(
         }
         *resp = r->chat();
         reactor->Finish(grpc::Status::OK);
-        if (!r->duplicate()) FanoutEvent(r->event(), r->recipient_user_ids());
+        if (!r->duplicate()) {
+          FanoutEvent(chat_id, r->event(), r->recipient_user_ids());
+        }
       });
   return reactor;
 }
@@ -237,7 +240,9 @@ grpc::ServerUnaryReactor* MessageServiceImpl::RemoveMember(
         }
         *resp = r->chat();
         reactor->Finish(grpc::Status::OK);
-        if (!r->duplicate()) FanoutEvent(r->event(), r->recipient_user_ids());
+        if (!r->duplicate()) {
+          FanoutEvent(chat_id, r->event(), r->recipient_user_ids());
+        }
       });
   return reactor;
 }
@@ -265,23 +270,23 @@ grpc::ServerUnaryReactor* MessageServiceImpl::AppendEvent(
             RemainingOr(ctx->deadline(), options_.storage_timeout),
             [this, reactor, resp,
              chat_id](absl::StatusOr<internal::ChatEventResult> r) {
+              // Every way out but the fan-out below ends the write here.
+              absl::Cleanup no_event = [this, chat_id] { DropEvent(chat_id); };
               if (!r.ok()) {
-                DropEvent(chat_id);
                 reactor->Finish(ToGrpcStatus(r.status()));
                 return;
               }
               const parley::v1::Message* m = EventMessage(r->event());
               if (m == nullptr) {
-                DropEvent(chat_id);
                 reactor->Finish(ToGrpcStatus(
                     absl::InternalError("storage returned no message")));
                 return;
               }
-              if (r->duplicate()) DropEvent(chat_id);
               *resp = *m;
               reactor->Finish(grpc::Status::OK);
               if (!r->duplicate()) {
-                FanoutEvent(r->event(), r->recipient_user_ids());
+                std::move(no_event).Cancel();
+                FanoutEvent(chat_id, r->event(), r->recipient_user_ids());
               }
             });
   return reactor;
@@ -356,15 +361,14 @@ void MessageServiceImpl::DropEvent(int64_t chat_id) {
 }
 
 void MessageServiceImpl::FanoutEvent(
-    const parley::v1::ChatEvent& event,
+    int64_t chat_id, const parley::v1::ChatEvent& event,
     const google::protobuf::RepeatedField<int64_t>& recipients,
     bool stop_typing, SkipStream skip) {
   auto frame = std::make_shared<parley::v1::ServerFrame>();
   *frame->mutable_chat_event() = event;
   std::optional<internal::TypingStop> typing;
-  int64_t chat_id = 0, sender = 0;
+  int64_t sender = 0;
   if (stop_typing && event.has_message_created() &&
-      absl::SimpleAtoi(event.chat_id(), &chat_id) &&
       absl::SimpleAtoi(event.message_created().sender_user_id(), &sender)) {
     typing.emplace();
     typing->set_chat_id(chat_id);
@@ -372,14 +376,13 @@ void MessageServiceImpl::FanoutEvent(
     *typing->mutable_member_user_ids() = recipients;
   }
   std::vector<int64_t> to(recipients.begin(), recipients.end());
-  int64_t event_chat = 0;
-  if (orderer_ == nullptr || !absl::SimpleAtoi(event.chat_id(), &event_chat)) {
+  if (orderer_ == nullptr) {
     fanout_.Fanout(std::move(frame), std::move(to), std::move(typing),
                    std::move(skip));
     return;
   }
   orderer_->Submit(
-      event_chat, event.seq(),
+      chat_id, event.seq(),
       [this, frame = std::move(frame), to = std::move(to),
        typing = std::move(typing), skip = std::move(skip)]() mutable {
         fanout_.Fanout(std::move(frame), std::move(to), std::move(typing),

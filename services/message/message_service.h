@@ -102,9 +102,10 @@ class MessageServiceImpl final
               const google::protobuf::RepeatedField<int64_t>& recipients);
   // With `stop_typing`, a message_created event also ends its sender's
   // typing indicator (best effort). `skip` is the client stream the event's
-  // send came in on, which gets the send's result instead. A chat's events
-  // go out in seq order (see ChatOrderer).
-  void FanoutEvent(const parley::v1::ChatEvent& event,
+  // send came in on, which gets the send's result instead. `chat_id` is the
+  // event's chat as the request gave it. A chat's events go out in seq
+  // order (see ChatOrderer); this ends the write BeginEvent started.
+  void FanoutEvent(int64_t chat_id, const parley::v1::ChatEvent& event,
                    const google::protobuf::RepeatedField<int64_t>& recipients,
                    bool stop_typing = false, SkipStream skip = {});
 
