@@ -8,6 +8,7 @@ namespace parley {
 bool CallLimiter::Run(Call call) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return false;
     if (in_flight_ >= std::max(1, options_.max_in_flight)) {
       if (waiting_.size() >= options_.max_waiting) return false;
       waiting_.push_back(std::move(call));
@@ -24,7 +25,7 @@ void CallLimiter::Release() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (waiting_.empty()) {
-      --in_flight_;
+      if (--in_flight_ == 0) idle_.notify_all();
       return;
     }
     // The slot passes straight to the oldest waiting call.
@@ -32,6 +33,17 @@ void CallLimiter::Release() {
     waiting_.pop_front();
   }
   next([this] { Release(); });
+}
+
+void CallLimiter::Close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+  waiting_.clear();
+}
+
+bool CallLimiter::WaitIdle(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return idle_.wait_for(lock, timeout, [this] { return in_flight_ == 0; });
 }
 
 size_t CallLimiter::in_flight() const {

@@ -6,9 +6,14 @@
 //   limiter.Run([stub](std::function<void()> done) {
 //     CallAsync(..., [done](auto result) { ...; done(); });
 //   });
+//   // At shutdown: start nothing more, and let what runs finish.
+//   limiter.Close();
+//   limiter.WaitIdle(std::chrono::seconds(3));
 #ifndef PARLEY_COMMON_CALL_LIMITER_H_
 #define PARLEY_COMMON_CALL_LIMITER_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -32,8 +37,14 @@ class CallLimiter {
   explicit CallLimiter(Options options) : options_(options) {}
 
   // Starts `call` now, or queues it behind the calls in flight; false when
-  // the queue is full and the call was dropped.
+  // the queue is full or the limiter is closed, and the call was dropped.
   bool Run(Call call);
+  // Starts no more calls: Run refuses from now on, and the calls waiting are
+  // dropped. Calls in flight go on.
+  void Close();
+  // Waits until no call is in flight (each has called its `done`); false
+  // if some still were at `timeout`.
+  bool WaitIdle(std::chrono::milliseconds timeout);
 
   size_t in_flight() const;
   size_t waiting() const;
@@ -45,6 +56,8 @@ class CallLimiter {
   mutable std::mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Call> waiting_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::condition_variable idle_;
 };
 
 }  // namespace parley

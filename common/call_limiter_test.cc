@@ -1,6 +1,7 @@
 #include "common/call_limiter.h"
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -88,6 +89,32 @@ TEST(CallLimiterTest, CallsThatFinishAtOnceAndOnOtherThreads) {
   EXPECT_EQ(finished.load(), 2000);
   EXPECT_EQ(limiter.in_flight(), 0u);
   EXPECT_EQ(limiter.waiting(), 0u);
+}
+
+TEST(CallLimiterTest, CloseDropsTheWaitingAndWaitIdleAwaitsTheRest) {
+  CallLimiter limiter({.max_in_flight = 2, .max_waiting = 10});
+  std::vector<std::function<void()>> dones;
+  int started = 0;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(limiter.Run([&](std::function<void()> done) {
+      ++started;
+      dones.push_back(std::move(done));
+    }));
+  }
+  ASSERT_EQ(started, 2);
+  limiter.Close();
+  EXPECT_EQ(limiter.waiting(), 0u);
+  EXPECT_FALSE(limiter.Run([&](std::function<void()>) { ++started; }));
+  EXPECT_FALSE(limiter.WaitIdle(std::chrono::milliseconds(10)));
+  // The calls in flight finish on another thread; the waiting ones never
+  // start.
+  std::thread finisher([&] {
+    for (auto& done : dones) done();
+  });
+  EXPECT_TRUE(limiter.WaitIdle(std::chrono::seconds(10)));
+  finisher.join();
+  EXPECT_EQ(started, 2);
+  EXPECT_EQ(limiter.in_flight(), 0u);
 }
 
 }  // namespace

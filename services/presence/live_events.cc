@@ -38,24 +38,17 @@ void LiveEvents::Stop() {
   }
   cv_.notify_all();
   if (timer_.joinable()) timer_.join();
+  storage_calls_.Close();
+  typing_calls_.Close();
 }
 
 bool LiveEvents::WaitForStorageCalls(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return storage_calls_done_.wait_for(
-      lock, timeout, [this] { return storage_calls_in_flight_ == 0; });
-}
-
-bool LiveEvents::BeginStorageCall() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_) return false;
-  ++storage_calls_in_flight_;
-  return true;
-}
-
-void LiveEvents::EndStorageCall() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (--storage_calls_in_flight_ == 0) storage_calls_done_.notify_all();
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  const auto left = [end] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+  };
+  return storage_calls_.WaitIdle(left()) && typing_calls_.WaitIdle(left());
 }
 
 void LiveEvents::OnRouteRegistered(int64_t user_id, bool announce) {
@@ -124,25 +117,24 @@ void LiveEvents::AnnounceOffline(int64_t user_id, int64_t last_seen_ms) {
       TimeUtil::MillisecondsToTimestamp(last_seen_ms);
   const bool queued = storage_calls_.Run(
       [this, req = std::move(req)](std::function<void()> done) mutable {
-        if (!BeginStorageCall()) {  // shutting down
-          done();
-          return;
-        }
         CallAsync(storage_->async(),
                   &internal::StorageService::StubInterface::async_interface::
                       RecordLastSeen,
                   std::move(req), options_.storage_timeout,
-                  [this, done = std::move(done)](
+                  [done = std::move(done)](
                       absl::StatusOr<internal::RecordLastSeenResponse> r) {
                     if (!r.ok()) {
                       spdlog::warn("recording last-seen failed: {}",
                                    r.status().ToString());
                     }
                     done();
-                    EndStorageCall();
                   });
       });
-  if (!queued) spdlog::warn("too many storage calls waiting; last-seen dropped");
+  if (!queued) {
+    spdlog::warn(
+        "last-seen dropped: too many storage calls waiting, or "
+        "shutting down");
+  }
   PushPresence(user_id, /*online=*/false, last_seen_ms);
 }
 
@@ -156,18 +148,14 @@ void LiveEvents::PushPresence(int64_t user_id, bool online,
                                           req = std::move(req)](
                                              std::function<void()>
                                                  done) mutable {
-    if (!BeginStorageCall()) {  // shutting down
-      done();
-      return;
-    }
     CallAsync(
         storage_->async(),
         &internal::StorageService::StubInterface::async_interface::ListContacts,
         std::move(req), options_.storage_timeout,
         [this, user_id, online, last_seen_ms, done = std::move(done)](
             absl::StatusOr<internal::ListContactsResponse> contacts) {
-          absl::Cleanup end = [this] { EndStorageCall(); };
-          done();
+          // Last: once done, the shutdown may stop waiting for us.
+          absl::Cleanup end = [&done] { done(); };
           if (!contacts.ok()) {
             spdlog::warn("listing contacts failed: {}",
                          contacts.status().ToString());
@@ -187,7 +175,11 @@ void LiveEvents::PushPresence(int64_t user_id, bool online,
               [this, frame, recipients] { Push(*frame, *recipients); });
         });
   });
-  if (!queued) spdlog::warn("too many storage calls waiting; presence change not pushed");
+  if (!queued) {
+    spdlog::warn(
+        "presence change not pushed: too many storage calls "
+        "waiting, or shutting down");
+  }
 }
 
 void LiveEvents::OnTyping(int64_t chat_id, int64_t user_id, bool typing,
@@ -209,22 +201,23 @@ void LiveEvents::OnTypingExpired(int64_t chat_id, int64_t user_id) {
     if (!claimed.ok() || !*claimed) return;
     internal::GetChatMembersRequest req;
     req.set_chat_id(chat_id);
-    if (!BeginStorageCall()) return;  // shutting down
-    CallAsync(
-        storage_->async(),
-        &internal::StorageService::StubInterface::async_interface::
-            GetChatMembers,
-        std::move(req), options_.storage_timeout,
-        [this, chat_id,
-         user_id](absl::StatusOr<internal::GetChatMembersResponse> members) {
-          absl::Cleanup end = [this] { EndStorageCall(); };
-          if (!members.ok()) return;
-          auto ids = std::make_shared<std::vector<int64_t>>(
-              members->user_ids().begin(), members->user_ids().end());
-          pool_->TrySubmit([this, chat_id, user_id, ids] {
-            OnTyping(chat_id, user_id, /*typing=*/false, *ids);
-          });
-        });
+    typing_calls_.Run([this, chat_id, user_id, req = std::move(req)](
+                          std::function<void()> done) mutable {
+      CallAsync(storage_->async(),
+                &internal::StorageService::StubInterface::async_interface::
+                    GetChatMembers,
+                std::move(req), options_.storage_timeout,
+                [this, chat_id, user_id, done = std::move(done)](
+                    absl::StatusOr<internal::GetChatMembersResponse> members) {
+                  absl::Cleanup end = [&done] { done(); };  // last, as above
+                  if (!members.ok()) return;
+                  auto ids = std::make_shared<std::vector<int64_t>>(
+                      members->user_ids().begin(), members->user_ids().end());
+                  pool_->TrySubmit([this, chat_id, user_id, ids] {
+                    OnTyping(chat_id, user_id, /*typing=*/false, *ids);
+                  });
+                });
+    });
   });
 }
 

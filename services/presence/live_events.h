@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <queue>
 #include <thread>
@@ -77,11 +78,6 @@ class LiveEvents {
   void AnnounceOffline(int64_t user_id, int64_t last_seen_ms);
   void PushPresence(int64_t user_id, bool online, int64_t last_seen_ms);
   void TimerLoop();
-  // Counts a storage call in flight; false (and nothing counted) once
-  // stopping.
-  bool BeginStorageCall();
-  // Its callback is done with this object: the last thing it does.
-  void EndStorageCall();
 
   RouteStore* const routes_;
   FanoutHub* const hub_;
@@ -92,13 +88,15 @@ class LiveEvents {
   using Due = std::pair<std::chrono::steady_clock::time_point, int64_t>;
   // Storage calls (last-seen writes, contact lookups) in flight at once.
   CallLimiter storage_calls_{{.max_in_flight = 16, .max_waiting = 100000}};
+  // Typing-expiry member lookups: not bounded, only counted, so that the
+  // shutdown can wait for them too. Every call's callback ends with `done`.
+  CallLimiter typing_calls_{
+      {.max_in_flight = std::numeric_limits<int>::max(), .max_waiting = 0}};
   std::mutex mu_;
   std::condition_variable cv_;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_
       ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  int storage_calls_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  std::condition_variable storage_calls_done_;
   std::thread timer_;
 };
 
