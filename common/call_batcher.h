@@ -56,26 +56,51 @@ class CallBatcher {
   CallBatcher(Options options, Send send)
       : options_(options), send_(std::move(send)) {}
 
+  // One item and what to call with its result.
+  struct Entry {
+    Item item;
+    Done done;
+  };
+
   // `done` runs exactly once: with the item's result, with the batch call's
   // failure, or (inline) with RESOURCE_EXHAUSTED when too many items wait.
   void Submit(Item item, std::chrono::system_clock::time_point deadline,
               Done done) {
-    bool start = false;
+    std::vector<Entry> one;
+    one.push_back(Entry{std::move(item), std::move(done)});
+    SubmitAll(std::move(one), deadline);
+  }
+
+  // Submits `entries` together: they leave in the same batch call (or
+  // consecutive ones, past `max_batch`). Items that arrived in one batch of
+  // the caller's own thus stay one, and the caller's answer, which waits
+  // for all of them, waits for no straggler left behind for the next call.
+  void SubmitAll(std::vector<Entry> entries,
+                 std::chrono::system_clock::time_point deadline) {
+    size_t starts = 0;
+    std::vector<Done> refused;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (waiting_.size() < options_.max_waiting) {
-        waiting_.push_back({std::move(item), deadline, std::move(done)});
-        if (in_flight_ >= options_.max_in_flight) return;
+      for (Entry& e : entries) {
+        if (waiting_.size() < options_.max_waiting) {
+          waiting_.push_back({std::move(e.item), deadline, std::move(e.done)});
+        } else {
+          refused.push_back(std::move(e.done));
+        }
+      }
+      // A free slot means nothing waited before: start as many calls as
+      // the new items fill, as far as the slots go.
+      while (in_flight_ < options_.max_in_flight &&
+             waiting_.size() > starts * options_.max_batch) {
         ++in_flight_;
-        start = true;
+        ++starts;
       }
     }
-    if (!start) {
+    for (Done& done : refused) {
       done(absl::ResourceExhaustedError(absl::StrCat(
           "more than ", options_.max_waiting, " calls waiting for a batch")));
-      return;
     }
-    StartNext();
+    for (size_t i = 0; i < starts; ++i) StartNext();
   }
 
   int in_flight() const {

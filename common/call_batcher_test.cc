@@ -124,6 +124,74 @@ TEST(CallBatcherTest, ItemsArrivingDuringACallShareTheNextBatchInOrder) {
   EXPECT_EQ(b.waiting(), 0u);
 }
 
+std::vector<Batcher::Entry> Entries(Outcomes* out, std::vector<int> items) {
+  std::vector<Batcher::Entry> entries;
+  for (int i : items) entries.push_back({i, out->For(i)});
+  return entries;
+}
+
+TEST(CallBatcherTest, ItemsSubmittedTogetherLeaveTogetherWhileSlotsAreFree) {
+  Recorder rec;
+  Outcomes out;
+  Batcher b({.max_in_flight = 8}, rec.send());
+  b.SubmitAll(Entries(&out, {1, 2, 3, 4}), Later());
+  // One call, not one per free slot: the four were one batch upstream.
+  EXPECT_THAT(rec.batches(), ElementsAre(ElementsAre(1, 2, 3, 4)));
+  EXPECT_EQ(b.in_flight(), 1);
+  rec.Answer(0);
+  ASSERT_EQ(out.got.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(out.got[i].first, i + 1);
+    EXPECT_EQ(*out.got[i].second, "r" + std::to_string(i + 1));
+  }
+  EXPECT_EQ(b.in_flight(), 0);
+}
+
+TEST(CallBatcherTest, ItemsSubmittedTogetherWaitTogetherForASlot) {
+  Recorder rec;
+  Outcomes out;
+  Batcher b({.max_in_flight = 1}, rec.send());
+  b.Submit(1, Later(), out.For(1));
+  b.SubmitAll(Entries(&out, {2, 3}), Later());
+  b.SubmitAll(Entries(&out, {4, 5}), Later());
+  EXPECT_THAT(rec.batches(), ElementsAre(ElementsAre(1)));
+  rec.Answer(0);
+  EXPECT_THAT(rec.batches(),
+              ElementsAre(ElementsAre(1), ElementsAre(2, 3, 4, 5)));
+}
+
+TEST(CallBatcherTest, ItemsSubmittedTogetherPastMaxBatchUseFreeSlots) {
+  Recorder rec;
+  Outcomes out;
+  Batcher b({.max_in_flight = 2, .max_batch = 2}, rec.send());
+  b.SubmitAll(Entries(&out, {1, 2, 3, 4, 5}), Later());
+  EXPECT_THAT(rec.batches(), ElementsAre(ElementsAre(1, 2), ElementsAre(3, 4)));
+  EXPECT_EQ(b.waiting(), 1u);
+  rec.Answer(1);
+  EXPECT_THAT(rec.batches(), ElementsAre(ElementsAre(1, 2), ElementsAre(3, 4),
+                                         ElementsAre(5)));
+  rec.Answer(0);
+  rec.Answer(2);
+  EXPECT_EQ(out.got.size(), 5u);
+  EXPECT_EQ(b.in_flight(), 0);
+}
+
+TEST(CallBatcherTest, ItemsSubmittedTogetherPastTheQueueAreRefusedAlone) {
+  Recorder rec;
+  Outcomes out;
+  Batcher b({.max_in_flight = 1, .max_batch = 256, .max_waiting = 2},
+            rec.send());
+  b.SubmitAll(Entries(&out, {1, 2, 3}), Later());
+  // 1 and 2 fit the queue and leave; 3 is refused at once.
+  ASSERT_EQ(out.got.size(), 1u);
+  EXPECT_EQ(out.got[0].first, 3);
+  EXPECT_EQ(out.got[0].second.status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(rec.batches(), ElementsAre(ElementsAre(1, 2)));
+  rec.Answer(0);
+  EXPECT_EQ(out.got.size(), 3u);
+}
+
 TEST(CallBatcherTest, SeveralCallsRunAtOnceUpToTheLimit) {
   Recorder rec;
   Outcomes out;

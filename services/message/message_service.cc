@@ -121,11 +121,13 @@ grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
     grpc::CallbackServerContext* ctx, const internal::AppendMessageRequest* req,
     parley::v1::Message* resp) {
   auto* reactor = ctx->DefaultReactor();
-  SendOne(*req, RemainingOr(ctx->deadline(), options_.storage_timeout),
-          [reactor, resp](absl::StatusOr<parley::v1::Message> m) {
-            if (m.ok()) *resp = std::move(*m);
-            reactor->Finish(ToGrpcStatus(m.status()));
-          });
+  std::vector<SendItem> send;
+  send.push_back({req, [reactor, resp](absl::StatusOr<parley::v1::Message> m) {
+                    if (m.ok()) *resp = std::move(*m);
+                    reactor->Finish(ToGrpcStatus(m.status()));
+                  }});
+  SendAll(std::move(send),
+          RemainingOr(ctx->deadline(), options_.storage_timeout));
   return reactor;
 }
 
@@ -143,31 +145,38 @@ grpc::ServerUnaryReactor* MessageServiceImpl::SendMessages(
       [](internal::SendOutcome* out, parley::v1::Message m) {
         *out->mutable_message() = std::move(m);
       });
-  const auto timeout = RemainingOr(ctx->deadline(), options_.storage_timeout);
-  // Once the last answer is in, the call (and `req`) may be gone: the loop
-  // reads nothing of it after the last SendOne.
+  // Once the last answer is in, the call (and `req`) may be gone: nothing
+  // of it is read after SendAll.
+  std::vector<SendItem> sends;
+  sends.reserve(n);
   for (int i = 0; i < n; ++i) {
-    SendOne(req->requests(i), timeout,
-            [record, i](absl::StatusOr<parley::v1::Message> m) {
-              record(i, std::move(m));
-            });
+    sends.push_back(
+        {&req->requests(i), [record, i](absl::StatusOr<parley::v1::Message> m) {
+           record(i, std::move(m));
+         }});
   }
+  SendAll(std::move(sends),
+          RemainingOr(ctx->deadline(), options_.storage_timeout));
   return reactor;
 }
 
-void MessageServiceImpl::SendOne(const internal::AppendMessageRequest& req,
-                                 std::chrono::milliseconds timeout,
-                                 SendDone answer) {
-  if (auto s = ValidateSend(req, options_.max_text_bytes); !s.ok()) {
-    answer(s);
-    return;
-  }
-  internal::AppendMessageRequest append = req;
-  append.set_message_id(ids_->Next());
-  BeginEvent(req.chat_id());
-  Append(std::move(append), timeout,
-         [this, answer = std::move(answer), ends_typing = req.ends_typing(),
-          chat_id = req.chat_id(),
+void MessageServiceImpl::SendAll(std::vector<SendItem> sends,
+                                 std::chrono::milliseconds timeout) {
+  std::vector<AppendBatcher::Entry> appends;
+  appends.reserve(sends.size());
+  for (SendItem& send : sends) {
+    const internal::AppendMessageRequest& req = *send.req;
+    if (auto s = ValidateSend(req, options_.max_text_bytes); !s.ok()) {
+      send.answer(s);
+      continue;
+    }
+    internal::AppendMessageRequest append = req;
+    append.set_message_id(ids_->Next());
+    BeginEvent(req.chat_id());
+    appends.push_back(
+        {std::move(append),
+         [this, answer = std::move(send.answer),
+          ends_typing = req.ends_typing(), chat_id = req.chat_id(),
           skip = SkipStream{req.origin_gateway_id(), req.origin_stream_id()}](
              absl::StatusOr<internal::ChatEventResult> r) mutable {
            if (!r.ok()) {
@@ -182,19 +191,19 @@ void MessageServiceImpl::SendOne(const internal::AppendMessageRequest& req,
            FanoutEvent(chat_id, r->event(), r->recipient_user_ids(),
                        /*stop_typing=*/ends_typing && !r->duplicate(),
                        std::move(skip));
-         });
-}
-
-void MessageServiceImpl::Append(internal::AppendMessageRequest request,
-                                std::chrono::milliseconds timeout,
-                                AppendDone done) {
-  if (appends_ == nullptr) {
-    CallAsync(storage_->async(), &StorageAsync::AppendMessage,
-              std::move(request), timeout, std::move(done));
+         }});
+  }
+  if (appends.empty()) return;
+  if (appends_ != nullptr) {
+    // Together: the caller's answer waits for the last of them.
+    appends_->SubmitAll(std::move(appends),
+                        std::chrono::system_clock::now() + timeout);
     return;
   }
-  appends_->Submit(std::move(request),
-                   std::chrono::system_clock::now() + timeout, std::move(done));
+  for (AppendBatcher::Entry& a : appends) {
+    CallAsync(storage_->async(), &StorageAsync::AppendMessage,
+              std::move(a.item), timeout, std::move(a.done));
+  }
 }
 
 grpc::ServerUnaryReactor* MessageServiceImpl::AddMembers(

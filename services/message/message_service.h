@@ -122,21 +122,20 @@ class MessageServiceImpl final
                                    std::function<void(grpc::Status)>),
       Request request, parley::v1::Message* resp);
 
-  // Validates and persists one send; `answer` gets the stored message (or
-  // the failure), and then the event fans out.
   // A write that may make an event of the chat starts; it ends with
   // FanoutEvent, or with DropEvent when it made no new event (see
   // ChatOrderer).
   void BeginEvent(int64_t chat_id);
   void DropEvent(int64_t chat_id);
   using SendDone = std::function<void(absl::StatusOr<parley::v1::Message>)>;
-  void SendOne(const internal::AppendMessageRequest& req,
-               std::chrono::milliseconds timeout, SendDone answer);
-  // Persists one send: through `appends_`, or alone when batching is off.
-  using AppendDone =
-      std::function<void(absl::StatusOr<internal::ChatEventResult>)>;
-  void Append(internal::AppendMessageRequest request,
-              std::chrono::milliseconds timeout, AppendDone done);
+  struct SendItem {
+    const internal::AppendMessageRequest* req;  // read only inside SendAll
+    SendDone answer;
+  };
+  // Validates and persists `sends`, the valid ones together (one batch
+  // call when there is room: see CallBatcher::SubmitAll). Each answer gets
+  // the stored message or the failure, and then the event fans out.
+  void SendAll(std::vector<SendItem> sends, std::chrono::milliseconds timeout);
   using AppendBatcher =
       CallBatcher<internal::AppendMessageRequest, internal::ChatEventResult>;
 

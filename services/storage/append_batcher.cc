@@ -30,21 +30,43 @@ AppendBatcher::~AppendBatcher() {
 void AppendBatcher::Submit(const iv1::AppendMessageRequest* req,
                            std::chrono::system_clock::time_point deadline,
                            Done done) {
-  const uint64_t chat = static_cast<uint64_t>(req->chat_id());
-  Lane* lane = lanes_[chat % lanes_.size()].get();
+  std::vector<Entry> one;
+  one.push_back(Entry{req, std::move(done)});
+  SubmitAll(std::move(one), deadline);
+}
+
+void AppendBatcher::SubmitAll(std::vector<Entry> entries,
+                              std::chrono::system_clock::time_point deadline) {
+  std::vector<std::vector<Entry>> by_lane(lanes_.size());
+  for (Entry& e : entries) {
+    const uint64_t chat = static_cast<uint64_t>(e.req->chat_id());
+    by_lane[chat % lanes_.size()].push_back(std::move(e));
+  }
+  for (size_t i = 0; i < lanes_.size(); ++i) {
+    if (!by_lane[i].empty()) Enqueue(lanes_[i].get(), &by_lane[i], deadline);
+  }
+}
+
+void AppendBatcher::Enqueue(Lane* lane, std::vector<Entry>* entries,
+                            std::chrono::system_clock::time_point deadline) {
   bool start = false;
+  std::vector<Done> refused;
   {
     std::lock_guard<std::mutex> lock(lane->mu);
-    if (lane->queue.size() < options_.max_queue) {
-      lane->queue.push_back(Item{req, deadline, std::move(done)});
-      done = nullptr;
+    for (Entry& e : *entries) {
+      if (lane->queue.size() < options_.max_queue) {
+        lane->queue.push_back(Item{e.req, deadline, std::move(e.done)});
+      } else {
+        refused.push_back(std::move(e.done));
+      }
+    }
+    if (refused.size() < entries->size()) {
       start = !lane->running;
       lane->running = true;
     }
   }
-  if (done) {  // refused; answered outside the lock
+  for (Done& done : refused) {  // answered outside the lock
     done(absl::UnavailableError("storage overloaded: too many queued sends"));
-    return;
   }
   if (start && !workers_->TrySubmit([this, lane] { Drain(lane); })) {
     // No worker: fail what is queued rather than leave it waiting.

@@ -60,6 +60,17 @@ class AppendBatcher {
   void Submit(const ::parley::internal::v1::AppendMessageRequest* req,
               std::chrono::system_clock::time_point deadline, Done done);
 
+  // One send and what to call with its result.
+  struct Entry {
+    const ::parley::internal::v1::AppendMessageRequest* req;
+    Done done;
+  };
+  // Submits `entries` as Submit does, but together: a lane's drain cannot
+  // start on the first of them and leave the rest for its next
+  // transaction, so sends that arrived in one call commit in one.
+  void SubmitAll(std::vector<Entry> entries,
+                 std::chrono::system_clock::time_point deadline);
+
  private:
   struct Item {
     const ::parley::internal::v1::AppendMessageRequest* req;
@@ -73,6 +84,9 @@ class AppendBatcher {
     bool running ABSL_GUARDED_BY(mu) = false;
   };
 
+  // Queues `entries` on `lane` and starts its drain if it is idle.
+  void Enqueue(Lane* lane, std::vector<Entry>* entries,
+               std::chrono::system_clock::time_point deadline);
   // Appends batches from `lane` until its queue is empty.
   void Drain(Lane* lane);
 

@@ -945,6 +945,47 @@ TEST_F(StorageTest, BatchThatWaitedForARemovalSeesIt) {
   EXPECT_THAT(out[1]->recipient_user_ids(), ElementsAre(admin));
 }
 
+TEST_F(StorageTest, SendsSubmittedTogetherCommitInOneTransaction) {
+  const int64_t a = NewUser();
+  const int64_t b = NewUser();
+  const int64_t c = NewUser();
+  const int64_t chat1 = NewDirect(a, b);
+  const int64_t chat2 = NewDirect(a, c);
+  ThreadPool workers("append-test", 2, 100);
+  AppendBatcher batcher(&repo(), &workers, {.lanes = 1, .max_batch = 64});
+  std::vector<iv1::AppendMessageRequest> reqs;
+  for (int i = 0; i < 6; ++i) {
+    reqs.push_back(MessageRequest(i % 2 ? chat2 : chat1, a,
+                                  absl::StrCat("together-", i), "hi"));
+  }
+  std::vector<std::promise<absl::StatusOr<iv1::ChatEventResult>>> got(6);
+  std::vector<AppendBatcher::Entry> entries;
+  for (int i = 0; i < 6; ++i) {
+    entries.push_back(
+        {&reqs[i], [&got, i](auto r) { got[i].set_value(std::move(r)); }});
+  }
+  batcher.SubmitAll(std::move(entries), std::chrono::system_clock::now() +
+                                            std::chrono::seconds(30));
+  std::set<int64_t> commit_times;
+  std::map<int64_t, std::vector<uint64_t>> seqs;
+  for (int i = 0; i < 6; ++i) {
+    auto r = got[i].get_future().get();
+    ASSERT_TRUE(r.ok()) << r.status();
+    // create_time is the transaction's start: one value, one transaction.
+    commit_times.insert(
+        r->event().message_created().create_time().seconds() * 1000000 +
+        r->event().message_created().create_time().nanos() / 1000);
+    seqs[reqs[i].chat_id()].push_back(r->event().seq());
+  }
+  EXPECT_EQ(commit_times.size(), 1u);
+  // Each chat's sends took its seqs in the order they were submitted.
+  for (auto& [chat, list] : seqs) {
+    ASSERT_EQ(list.size(), 3u);
+    EXPECT_EQ(list[1], list[0] + 1);
+    EXPECT_EQ(list[2], list[1] + 1);
+  }
+}
+
 TEST_F(StorageTest, GroupCommitKeepsChatsGapFreeUnderConcurrentSends) {
   constexpr int kChats = 6;
   constexpr int kThreads = 6;

@@ -186,15 +186,17 @@ grpc::ServerUnaryReactor* StorageServiceImpl::AppendMessages(
     fill(i, std::move(r));
   };
   if (batcher_ != nullptr) {
-    // Once the last answer is in, the call (ctx, req) may be gone: the loop
-    // reads nothing of it after the last Submit.
-    const auto deadline = ctx->deadline();
+    // Once the last answer is in, the call (ctx, req) may be gone: nothing
+    // of it is read after SubmitAll.
+    std::vector<AppendBatcher::Entry> entries;
+    entries.reserve(n);
     for (int i = 0; i < n; ++i) {
-      batcher_->Submit(&req->requests(i), deadline,
-                       [record, i](absl::StatusOr<iv1::ChatEventResult> r) {
-                         record(i, std::move(r));
-                       });
+      entries.push_back({&req->requests(i),
+                         [record, i](absl::StatusOr<iv1::ChatEventResult> r) {
+                           record(i, std::move(r));
+                         }});
     }
+    batcher_->SubmitAll(std::move(entries), ctx->deadline());
     return reactor;
   }
   // Without group commit: one transaction each, in order, on one worker.
