@@ -8,6 +8,11 @@
 //                       if (chat.ok()) *out = std::move(*chat);
 //                       reactor->Finish(parley::ToGrpcStatus(chat.status()));
 //                     });
+//
+// A callback may use objects that main() destroys when it returns. So at
+// shutdown, once the server and whatever starts calls have stopped:
+//
+//   if (!parley::WaitForAsyncCalls(std::chrono::seconds(10))) { ... }
 #ifndef PARLEY_COMMON_ASYNC_CALL_H_
 #define PARLEY_COMMON_ASYNC_CALL_H_
 
@@ -26,6 +31,22 @@
 
 namespace parley {
 
+// Waits until every call started through CallAsync or CallBatch has run its
+// callback to the end; false if some still had not after `timeout` (every
+// call has a deadline, so that means a callback is stuck).
+bool WaitForAsyncCalls(std::chrono::milliseconds timeout);
+
+namespace async_call_internal {
+// Counts a call from its start until its callback has returned.
+class Tracked {
+ public:
+  Tracked();
+  ~Tracked();
+  Tracked(const Tracked&) = delete;
+  Tracked& operator=(const Tracked&) = delete;
+};
+}  // namespace async_call_internal
+
 template <typename AsyncStub, typename Request, typename Response,
           typename Done>
 void CallAsync(AsyncStub* async,
@@ -35,6 +56,7 @@ void CallAsync(AsyncStub* async,
                Request request, std::chrono::milliseconds timeout,
                Done done) {
   struct State {
+    async_call_internal::Tracked tracked;  // until the callback's end
     grpc::ClientContext ctx;
     Request request;
     Response response;
@@ -45,10 +67,14 @@ void CallAsync(AsyncStub* async,
   (async->*method)(
       &state->ctx, &state->request, &state->response,
       [state, done = std::move(done)](grpc::Status status) mutable {
+        // Locals, so that `done` and what it holds go first and the call
+        // stops counting last, here rather than whenever gRPC drops this.
+        auto call = std::move(state);
+        auto callback = std::move(done);
         if (!status.ok()) {
-          done(absl::StatusOr<Response>(FromGrpcStatus(status)));
+          callback(absl::StatusOr<Response>(FromGrpcStatus(status)));
         } else {
-          done(absl::StatusOr<Response>(std::move(state->response)));
+          callback(absl::StatusOr<Response>(std::move(call->response)));
         }
       });
 }

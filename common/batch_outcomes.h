@@ -136,6 +136,7 @@ void CallBatch(Async* async,
                std::vector<Request> requests, std::chrono::milliseconds timeout,
                TakeResult take_result, Finish finish) {
   struct Call {
+    async_call_internal::Tracked tracked;  // until the callback's end
     grpc::ClientContext ctx;
     BatchRequest request;
     BatchResponse response;
@@ -148,12 +149,16 @@ void CallBatch(Async* async,
       &call->ctx, &call->request, &call->response,
       [async, single, call, timeout, take_result = std::move(take_result),
        finish = std::move(finish)](grpc::Status status) mutable {
+        // As in CallAsync: the callbacks go first, the call counts last.
+        auto own = std::move(call);
+        auto take = std::move(take_result);
+        auto fin = std::move(finish);
         if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-          const int n = call->request.requests_size();
+          const int n = own->request.requests_size();
           auto answer = GatherResults<Result>(
-              n, std::function<void(BatchResults<Result>)>(std::move(finish)));
+              n, std::function<void(BatchResults<Result>)>(std::move(fin)));
           for (int i = 0; i < n; ++i) {
-            CallAsync(async, single, call->request.requests(i), timeout,
+            CallAsync(async, single, own->request.requests(i), timeout,
                       [answer, i](absl::StatusOr<Result> r) {
                         answer(i, std::move(r));
                       });
@@ -161,20 +166,20 @@ void CallBatch(Async* async,
           return;
         }
         if (!status.ok()) {
-          finish(FromGrpcStatus(status));
+          fin(FromGrpcStatus(status));
           return;
         }
         std::vector<absl::StatusOr<Result>> results;
-        results.reserve(call->response.outcomes_size());
-        for (auto& o : *call->response.mutable_outcomes()) {
+        results.reserve(own->response.outcomes_size());
+        for (auto& o : *own->response.mutable_outcomes()) {
           if (o.code() == 0) {
-            results.push_back(take_result(&o));
+            results.push_back(take(&o));
           } else {
             results.push_back(FromGrpcStatus(grpc::Status(
                 static_cast<grpc::StatusCode>(o.code()), o.error_message())));
           }
         }
-        finish(std::move(results));
+        fin(std::move(results));
       });
 }
 

@@ -1,6 +1,7 @@
 // parley-gateway: the only client-facing service.
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <random>
@@ -10,6 +11,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/async_call.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
 #include "common/logging.h"
@@ -220,15 +222,16 @@ int main(int argc, char** argv) {
   // presence's) is live, so that a ready gateway never misses live events.
   auto* health = server->server->GetHealthCheckService();
   health->SetServingStatus(false);
+  std::atomic<bool> stopping{false};
   std::thread readiness([&] {
     while (messages.live_subscriptions() < static_cast<int>(messages.size()) ||
            !presence_events.live()) {
+      if (stopping.load()) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     health->SetServingStatus(true);
     spdlog::info("gateway {} ready", o.gateway_id);
   });
-  readiness.detach();
   spdlog::info("gateway {} serving on port {} ({}; internal links {})",
                o.gateway_id, server->port,
                public_tls.enabled() ? "TLS" : "plaintext",
@@ -236,6 +239,8 @@ int main(int argc, char** argv) {
 
   const int sig = parley::WaitForShutdownSignal();
   spdlog::info("signal {}: shutting down", sig);
+  stopping.store(true);
+  readiness.join();  // uses the objects below; it may still be waiting
   health->SetServingStatus(false);
   registry.CloseAll(
       grpc::Status(grpc::StatusCode::UNAVAILABLE, "gateway is shutting down"));
@@ -243,5 +248,11 @@ int main(int argc, char** argv) {
   messages.Stop();
   presence_events.Stop();
   registry.Stop();
+  hash_pool.Shutdown();  // hashes still queued answer through auth_service
+  // Calls to storage, presence and the message instances still in flight
+  // call back into the objects above: let them end before those go.
+  if (!parley::WaitForAsyncCalls(std::chrono::seconds(10))) {
+    spdlog::warn("calls to other services still running at exit");
+  }
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "common/async_call.h"
 #include "common/fanout_hub.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
@@ -136,5 +137,14 @@ int main(int argc, char** argv) {
   hub.CloseAll();
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
   if (route_watch) route_watch->Stop();
+  // Storage calls and route lookups still in flight call back into the
+  // service: let them end before it goes. Their answers may leave events
+  // held again, hence the second round.
+  for (int round = 0; round < 2; ++round) {
+    service.ReleaseHeldEvents();
+    if (!parley::WaitForAsyncCalls(std::chrono::seconds(10))) {
+      spdlog::warn("calls to other services still running at exit");
+    }
+  }
   return 0;
 }

@@ -117,6 +117,10 @@ MessageServiceImpl::MessageServiceImpl(
   }
 }
 
+void MessageServiceImpl::ReleaseHeldEvents() {
+  if (orderer_ != nullptr) orderer_->Stop();
+}
+
 grpc::ServerUnaryReactor* MessageServiceImpl::SendMessage(
     grpc::CallbackServerContext* ctx, const internal::AppendMessageRequest* req,
     parley::v1::Message* resp) {

@@ -61,6 +61,13 @@ class MessageServiceImpl final
                      internal::PresenceService::StubInterface* presence,
                      FanoutHub* hub, RouteCache* route_cache = nullptr);
 
+  // For shutdown, once the server has stopped: pushes the events still held
+  // for their chat's order (see ChatOrderer; its timer stops). Their
+  // fan-out starts calls of its own, which main waits for with
+  // parley::WaitForAsyncCalls; storage answers still arriving meanwhile may
+  // be held again, so main calls this twice.
+  void ReleaseHeldEvents();
+
   grpc::ServerUnaryReactor* SendMessage(
       grpc::CallbackServerContext* ctx,
       const internal::AppendMessageRequest* req,
