@@ -2,20 +2,27 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 namespace parley {
 namespace {
 
-struct Counter {
+struct Registry {
   std::mutex mu;
   std::condition_variable idle;
   int64_t calls = 0;
+  // Registered calls, by their Tracked: the state that owns the context
+  // (not kept alive from here) and the context.
+  std::map<const void*, std::pair<std::weak_ptr<void>, grpc::ClientContext*>>
+      contexts;
 };
 
-Counter& Calls() {
-  static auto* counter = new Counter();  // never destroyed: used at exit
-  return *counter;
+Registry& Calls() {
+  static auto* registry = new Registry();  // never destroyed: used at exit
+  return *registry;
 }
 
 }  // namespace
@@ -23,23 +30,48 @@ Counter& Calls() {
 namespace async_call_internal {
 
 Tracked::Tracked() {
-  Counter& c = Calls();
-  std::lock_guard<std::mutex> lock(c.mu);
-  ++c.calls;
+  Registry& r = Calls();
+  std::lock_guard<std::mutex> lock(r.mu);
+  ++r.calls;
 }
 
 Tracked::~Tracked() {
-  Counter& c = Calls();
-  std::lock_guard<std::mutex> lock(c.mu);
-  if (--c.calls == 0) c.idle.notify_all();
+  Registry& r = Calls();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (registered_) r.contexts.erase(this);
+  if (--r.calls == 0) r.idle.notify_all();
+}
+
+void Tracked::Register(std::weak_ptr<void> owner, grpc::ClientContext* ctx) {
+  Registry& r = Calls();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.contexts[this] = {std::move(owner), ctx};
+  registered_ = true;
 }
 
 }  // namespace async_call_internal
 
+void CancelAsyncCalls() {
+  Registry& r = Calls();
+  std::vector<std::pair<std::shared_ptr<void>, grpc::ClientContext*>> live;
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    for (auto& [key, entry] : r.contexts) {
+      // A state already being destroyed does not lock: its call is done.
+      if (auto owner = entry.first.lock()) {
+        live.emplace_back(std::move(owner), entry.second);
+      }
+    }
+  }
+  // Outside the lock: a callback may run inline here, and its Tracked
+  // takes the lock when it goes (perhaps when `live` lets go of it).
+  for (auto& [owner, ctx] : live) ctx->TryCancel();
+}
+
 bool WaitForAsyncCalls(std::chrono::milliseconds timeout) {
-  Counter& c = Calls();
-  std::unique_lock<std::mutex> lock(c.mu);
-  return c.idle.wait_for(lock, timeout, [&] { return c.calls == 0; });
+  Registry& r = Calls();
+  std::unique_lock<std::mutex> lock(r.mu);
+  return r.idle.wait_for(lock, timeout, [&] { return r.calls == 0; });
 }
 
 }  // namespace parley

@@ -31,19 +31,32 @@
 
 namespace parley {
 
+// Cancels every call started through CallAsync or CallBatch that has not
+// finished: their callbacks run soon with CANCELLED. For shutdown, once
+// nothing waits for their answers any more.
+void CancelAsyncCalls();
+
 // Waits until every call started through CallAsync or CallBatch has run its
 // callback to the end; false if some still had not after `timeout` (every
 // call has a deadline, so that means a callback is stuck).
 bool WaitForAsyncCalls(std::chrono::milliseconds timeout);
 
 namespace async_call_internal {
-// Counts a call from its start until its callback has returned.
+// Counts a call from its start until its callback has returned. A member
+// of the call's shared state, next to its context.
 class Tracked {
  public:
   Tracked();
   ~Tracked();
   Tracked(const Tracked&) = delete;
   Tracked& operator=(const Tracked&) = delete;
+
+  // Lets CancelAsyncCalls reach `ctx` while `owner` (the state holding
+  // this and `ctx`) lives.
+  void Register(std::weak_ptr<void> owner, grpc::ClientContext* ctx);
+
+ private:
+  bool registered_ = false;
 };
 }  // namespace async_call_internal
 
@@ -62,6 +75,7 @@ void CallAsync(AsyncStub* async,
     Response response;
   };
   auto state = std::make_shared<State>();
+  state->tracked.Register(state, &state->ctx);
   state->request = std::move(request);
   SetTimeout(&state->ctx, timeout);
   (async->*method)(

@@ -3,13 +3,17 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
+#include "parley/internal/v1/presence.grpc.pb.h"
 
 namespace parley {
 namespace {
@@ -60,6 +64,67 @@ TEST(AsyncCallTest, WaitCoversTheWholeCallback) {
   release.set_value();
   EXPECT_TRUE(WaitForAsyncCalls(milliseconds(5000)));
   grpc_thread.join();
+}
+
+namespace iv1 = ::parley::internal::v1;
+
+// A presence server that answers GetRoutes only when told.
+class SilentPresence : public iv1::PresenceService::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* GetRoutes(grpc::CallbackServerContext* ctx,
+                                      const iv1::GetRoutesRequest*,
+                                      iv1::GetRoutesResponse*) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.push_back(reactor);
+    cv_.notify_all();
+    return reactor;
+  }
+  bool WaitForCall(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return !held_.empty(); });
+  }
+  void FinishAll() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto* r : held_) r->Finish(grpc::Status::OK);
+    held_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<grpc::ServerUnaryReactor*> held_;
+};
+
+// "OverGrpc": an in-process gRPC server, which the TSan run leaves out.
+TEST(AsyncCallTest, CancelEndsACallStillWaitingOverGrpc) {
+  SilentPresence service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(port, 0);
+  auto stub = iv1::PresenceService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  std::promise<absl::Status> got;
+  CallAsync(stub->async(), &iv1::PresenceService::Stub::async::GetRoutes,
+            iv1::GetRoutesRequest(), std::chrono::seconds(60),
+            [&got](absl::StatusOr<iv1::GetRoutesResponse> r) {
+              got.set_value(r.status());
+            });
+  std::future<absl::Status> f = got.get_future();
+  ASSERT_TRUE(service.WaitForCall(std::chrono::seconds(10)));
+  EXPECT_EQ(f.wait_for(milliseconds(50)), std::future_status::timeout);
+  EXPECT_FALSE(WaitForAsyncCalls(milliseconds(0)));
+  CancelAsyncCalls();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  // CANCELLED from a dependency reads as UNAVAILABLE (FromGrpcStatus).
+  EXPECT_EQ(f.get().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(WaitForAsyncCalls(std::chrono::seconds(5)));
+  service.FinishAll();
+  server->Shutdown();
 }
 
 }  // namespace

@@ -142,6 +142,7 @@ void CallBatch(Async* async,
     BatchResponse response;
   };
   auto call = std::make_shared<Call>();
+  call->tracked.Register(call, &call->ctx);
   call->request.mutable_requests()->Reserve(static_cast<int>(requests.size()));
   for (Request& r : requests) *call->request.add_requests() = std::move(r);
   SetTimeout(&call->ctx, timeout);

@@ -1,17 +1,20 @@
 #include "common/grpc_util.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
-
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/async_call.h"
 #include "common/logging.h"
 
 namespace parley {
@@ -211,7 +214,30 @@ void ShutdownGracefully(grpc::Server* server,
   if (auto* health = server->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
-  server->Shutdown(std::chrono::system_clock::now() + grace);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  const auto deadline = std::chrono::system_clock::now() + grace;
+  std::thread shutdown([&] {
+    server->Shutdown(deadline);
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  // At the deadline the server cancels the calls it still has, but a call
+  // waiting on one of its own to another service ends only when that one
+  // does: cancel those too, until the server is down.
+  if (!cv.wait_until(lock, deadline, [&] { return done; })) {
+    while (!done) {
+      lock.unlock();
+      CancelAsyncCalls();
+      lock.lock();
+      cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return done; });
+    }
+  }
+  lock.unlock();
+  shutdown.join();
 }
 
 }  // namespace parley

@@ -125,7 +125,8 @@ absl::StatusOr<RunningServer> StartServer(
 int WaitForShutdownSignal();
 
 // Marks the server NOT_SERVING, then shuts it down, letting calls in flight
-// finish for up to `grace`.
+// finish for up to `grace`. Past it, calls still waiting on calls of their
+// own to other services are ended by cancelling those (CancelAsyncCalls).
 void ShutdownGracefully(grpc::Server* server, std::chrono::milliseconds grace);
 
 }  // namespace parley

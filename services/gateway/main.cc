@@ -250,7 +250,9 @@ int main(int argc, char** argv) {
   registry.Stop();
   hash_pool.Shutdown();  // hashes still queued answer through auth_service
   // Calls to storage, presence and the message instances still in flight
-  // call back into the objects above: let them end before those go.
+  // call back into the objects above: end them (their callers are gone)
+  // and let their callbacks finish before those objects go.
+  parley::CancelAsyncCalls();
   if (!parley::WaitForAsyncCalls(std::chrono::seconds(10))) {
     spdlog::warn("calls to other services still running at exit");
   }

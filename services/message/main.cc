@@ -138,10 +138,12 @@ int main(int argc, char** argv) {
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
   if (route_watch) route_watch->Stop();
   // Storage calls and route lookups still in flight call back into the
-  // service: let them end before it goes. Their answers may leave events
-  // held again, hence the second round.
+  // service: end them (nobody waits for their answers, and the hub pushes
+  // nothing now) before it goes. Their answers may leave events held
+  // again, hence the second round.
   for (int round = 0; round < 2; ++round) {
     service.ReleaseHeldEvents();
+    parley::CancelAsyncCalls();
     if (!parley::WaitForAsyncCalls(std::chrono::seconds(10))) {
       spdlog::warn("calls to other services still running at exit");
     }

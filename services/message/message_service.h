@@ -63,9 +63,9 @@ class MessageServiceImpl final
 
   // For shutdown, once the server has stopped: pushes the events still held
   // for their chat's order (see ChatOrderer; its timer stops). Their
-  // fan-out starts calls of its own, which main waits for with
-  // parley::WaitForAsyncCalls; storage answers still arriving meanwhile may
-  // be held again, so main calls this twice.
+  // fan-out starts calls of its own, which main cancels and waits for
+  // (parley::CancelAsyncCalls, WaitForAsyncCalls); storage answers arriving
+  // meanwhile may be held again, so main calls this twice.
   void ReleaseHeldEvents();
 
   grpc::ServerUnaryReactor* SendMessage(

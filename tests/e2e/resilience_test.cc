@@ -3,12 +3,16 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "common/grpc_util.h"
 #include "gtest/gtest.h"
 #include "parley/internal/v1/message.grpc.pb.h"
@@ -178,6 +182,52 @@ TEST_F(ResilienceTest, GatewayShutsDownGracefullyOnSigterm) {
   const int status = gw->Wait(seconds(10));
   ASSERT_GE(status, 0) << "gateway did not exit";
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// Calls to storage and presence are in flight when each service is told to
+// stop: they must end before the objects their callbacks use go, and the
+// process must exit 0 (not abort, or crash under ASan).
+TEST_F(ResilienceTest, ServicesExitCleanlyOnSigtermWithSendsInFlight) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
+  v1::Chat chat = api_->Direct(a, b);
+  auto bs = LiveStream::Open(cluster_->gateway_address(0), b.token);
+  ASSERT_TRUE(bs);
+  std::mutex mu;
+  std::condition_variable flowing;
+  int acked = 0;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 4; ++t) {
+    senders.emplace_back([&, t] {
+      for (int i = 0; !stop.load(); ++i) {
+        if (api_->TrySend(a, chat.chat_id(), "in flight", nullptr,
+                          absl::StrCat("exit-", t, "-", i))
+                .ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          ++acked;
+          flowing.notify_all();
+        }
+      }
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(
+        flowing.wait_for(lock, seconds(10), [&] { return acked >= 50; }));
+  }
+  for (const char* name : {"message0", "message1", "gateway0"}) {
+    testing::Subprocess* p = cluster_->process(name);
+    p->Signal(SIGTERM);
+    // The 5 s grace, then the calls still waiting on the (stopped) message
+    // instances are cancelled: well within the 10 s that docker compose
+    // and the cluster fixture give a process before killing it.
+    const int status = p->Wait(seconds(8));
+    EXPECT_GE(status, 0) << name << " did not exit within 8 s";
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << name << " exit status " << status;
+  }
+  stop = true;
+  for (auto& t : senders) t.join();
 }
 
 }  // namespace
