@@ -25,7 +25,7 @@ void CallLimiter::Release() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (waiting_.empty()) {
-      if (--in_flight_ == 0) idle_.notify_all();
+      --in_flight_;
       return;
     }
     // The slot passes straight to the oldest waiting call.
@@ -39,11 +39,6 @@ void CallLimiter::Close() {
   std::lock_guard<std::mutex> lock(mu_);
   closed_ = true;
   waiting_.clear();
-}
-
-bool CallLimiter::WaitIdle(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return idle_.wait_for(lock, timeout, [this] { return in_flight_ == 0; });
 }
 
 size_t CallLimiter::in_flight() const {

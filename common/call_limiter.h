@@ -6,14 +6,11 @@
 //   limiter.Run([stub](std::function<void()> done) {
 //     CallAsync(..., [done](auto result) { ...; done(); });
 //   });
-//   // At shutdown: start nothing more, and let what runs finish.
+//   // At shutdown: start nothing more (what runs goes on).
 //   limiter.Close();
-//   limiter.WaitIdle(std::chrono::seconds(3));
 #ifndef PARLEY_COMMON_CALL_LIMITER_H_
 #define PARLEY_COMMON_CALL_LIMITER_H_
 
-#include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -42,9 +39,6 @@ class CallLimiter {
   // Starts no more calls: Run refuses from now on, and the calls waiting are
   // dropped. Calls in flight go on.
   void Close();
-  // Waits until no call is in flight (each has called its `done`); false
-  // if some still were at `timeout`.
-  bool WaitIdle(std::chrono::milliseconds timeout);
 
   size_t in_flight() const;
   size_t waiting() const;
@@ -57,7 +51,6 @@ class CallLimiter {
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Call> waiting_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::condition_variable idle_;
 };
 
 }  // namespace parley

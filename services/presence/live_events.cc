@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <memory>
 
-#include "absl/cleanup/cleanup.h"
 #include "common/async_call.h"
 #include "common/grpc_util.h"
 #include "common/logging.h"
@@ -39,16 +38,6 @@ void LiveEvents::Stop() {
   cv_.notify_all();
   if (timer_.joinable()) timer_.join();
   storage_calls_.Close();
-  typing_calls_.Close();
-}
-
-bool LiveEvents::WaitForStorageCalls(std::chrono::milliseconds timeout) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  const auto left = [end] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-        end - std::chrono::steady_clock::now());
-  };
-  return storage_calls_.WaitIdle(left()) && typing_calls_.WaitIdle(left());
 }
 
 void LiveEvents::OnRouteRegistered(int64_t user_id, bool announce) {
@@ -154,8 +143,7 @@ void LiveEvents::PushPresence(int64_t user_id, bool online,
         std::move(req), options_.storage_timeout,
         [this, user_id, online, last_seen_ms, done = std::move(done)](
             absl::StatusOr<internal::ListContactsResponse> contacts) {
-          // Last: once done, the shutdown may stop waiting for us.
-          absl::Cleanup end = [&done] { done(); };
+          done();
           if (!contacts.ok()) {
             spdlog::warn("listing contacts failed: {}",
                          contacts.status().ToString());
@@ -201,23 +189,19 @@ void LiveEvents::OnTypingExpired(int64_t chat_id, int64_t user_id) {
     if (!claimed.ok() || !*claimed) return;
     internal::GetChatMembersRequest req;
     req.set_chat_id(chat_id);
-    typing_calls_.Run([this, chat_id, user_id, req = std::move(req)](
-                          std::function<void()> done) mutable {
-      CallAsync(storage_->async(),
-                &internal::StorageService::StubInterface::async_interface::
-                    GetChatMembers,
-                std::move(req), options_.storage_timeout,
-                [this, chat_id, user_id, done = std::move(done)](
-                    absl::StatusOr<internal::GetChatMembersResponse> members) {
-                  absl::Cleanup end = [&done] { done(); };  // last, as above
-                  if (!members.ok()) return;
-                  auto ids = std::make_shared<std::vector<int64_t>>(
-                      members->user_ids().begin(), members->user_ids().end());
-                  pool_->TrySubmit([this, chat_id, user_id, ids] {
-                    OnTyping(chat_id, user_id, /*typing=*/false, *ids);
-                  });
+    CallAsync(storage_->async(),
+              &internal::StorageService::StubInterface::async_interface::
+                  GetChatMembers,
+              std::move(req), options_.storage_timeout,
+              [this, chat_id, user_id](
+                  absl::StatusOr<internal::GetChatMembersResponse> members) {
+                if (!members.ok()) return;
+                auto ids = std::make_shared<std::vector<int64_t>>(
+                    members->user_ids().begin(), members->user_ids().end());
+                pool_->TrySubmit([this, chat_id, user_id, ids] {
+                  OnTyping(chat_id, user_id, /*typing=*/false, *ids);
                 });
-    });
+              });
   });
 }
 

@@ -16,7 +16,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <limits>
 #include <mutex>
 #include <queue>
 #include <thread>
@@ -47,13 +46,9 @@ class LiveEvents {
 
   void Start();
   // Stops the offline timer and starts no more storage calls (those asked
-  // for later are dropped). Calls in flight go on: see
-  // WaitForStorageCalls.
+  // for later are dropped). Calls in flight go on: main waits for them
+  // with parley::WaitForAsyncCalls.
   void Stop();
-  // After Stop, and after the pool has run what it held for us: waits for
-  // the storage calls in flight to finish, whose callbacks use this object,
-  // the pool and the hub. False if some were still going at `timeout`.
-  bool WaitForStorageCalls(std::chrono::milliseconds timeout);
 
   // A route was registered; `announce` when the user came online.
   void OnRouteRegistered(int64_t user_id, bool announce);
@@ -88,10 +83,6 @@ class LiveEvents {
   using Due = std::pair<std::chrono::steady_clock::time_point, int64_t>;
   // Storage calls (last-seen writes, contact lookups) in flight at once.
   CallLimiter storage_calls_{{.max_in_flight = 16, .max_waiting = 100000}};
-  // Typing-expiry member lookups: not bounded, only counted, so that the
-  // shutdown can wait for them too. Every call's callback ends with `done`.
-  CallLimiter typing_calls_{
-      {.max_in_flight = std::numeric_limits<int>::max(), .max_waiting = 0}};
   std::mutex mu_;
   std::condition_variable cv_;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_

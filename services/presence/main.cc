@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "common/async_call.h"
 #include "common/fanout_hub.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
@@ -131,13 +132,13 @@ int main(int argc, char** argv) {
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
   // In this order: nothing starts new work, the pool runs what it holds
   // (it may start no storage calls now), and the storage calls in flight
-  // finish, whose callbacks use events, the pool and the hub. Only then may
-  // the objects above go away.
+  // finish, whose callbacks use events, the pool and the hub (CallAsync
+  // counts them). Only then may the objects above go away.
   listener.Stop();
   events.Stop();
   pool.Shutdown();
-  if (!events.WaitForStorageCalls(o.events.storage_timeout +
-                                  std::chrono::seconds(1))) {
+  if (!parley::WaitForAsyncCalls(o.events.storage_timeout +
+                                 std::chrono::seconds(1))) {
     spdlog::warn("storage calls still in flight at exit");
   }
   return 0;
