@@ -1,7 +1,6 @@
 #include "common/async_call.h"
 
 #include <condition_variable>
-#include <cstdint>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -12,12 +11,11 @@ namespace {
 
 struct Registry {
   std::mutex mu;
-  std::condition_variable idle;
-  int64_t calls = 0;
-  // Registered calls, by their Tracked: the state that owns the context
+  std::condition_variable idle;  // signalled when `calls` becomes empty
+  // The calls running, by their Tracked: the state that owns the context
   // (not kept alive from here) and the context.
   std::map<const void*, std::pair<std::weak_ptr<void>, grpc::ClientContext*>>
-      contexts;
+      calls;
 };
 
 Registry& Calls() {
@@ -29,24 +27,16 @@ Registry& Calls() {
 
 namespace async_call_internal {
 
-Tracked::Tracked() {
-  Registry& r = Calls();
-  std::lock_guard<std::mutex> lock(r.mu);
-  ++r.calls;
-}
-
 Tracked::~Tracked() {
   Registry& r = Calls();
   std::lock_guard<std::mutex> lock(r.mu);
-  if (registered_) r.contexts.erase(this);
-  if (--r.calls == 0) r.idle.notify_all();
+  if (r.calls.erase(this) > 0 && r.calls.empty()) r.idle.notify_all();
 }
 
 void Tracked::Register(std::weak_ptr<void> owner, grpc::ClientContext* ctx) {
   Registry& r = Calls();
   std::lock_guard<std::mutex> lock(r.mu);
-  r.contexts[this] = {std::move(owner), ctx};
-  registered_ = true;
+  r.calls[this] = {std::move(owner), ctx};
 }
 
 }  // namespace async_call_internal
@@ -56,7 +46,7 @@ void CancelAsyncCalls() {
   std::vector<std::pair<std::shared_ptr<void>, grpc::ClientContext*>> live;
   {
     std::lock_guard<std::mutex> lock(r.mu);
-    for (auto& [key, entry] : r.contexts) {
+    for (auto& [key, entry] : r.calls) {
       // A state already being destroyed does not lock: its call is done.
       if (auto owner = entry.first.lock()) {
         live.emplace_back(std::move(owner), entry.second);
@@ -71,7 +61,7 @@ void CancelAsyncCalls() {
 bool WaitForAsyncCalls(std::chrono::milliseconds timeout) {
   Registry& r = Calls();
   std::unique_lock<std::mutex> lock(r.mu);
-  return r.idle.wait_for(lock, timeout, [&] { return r.calls == 0; });
+  return r.idle.wait_for(lock, timeout, [&] { return r.calls.empty(); });
 }
 
 }  // namespace parley

@@ -42,21 +42,18 @@ void CancelAsyncCalls();
 bool WaitForAsyncCalls(std::chrono::milliseconds timeout);
 
 namespace async_call_internal {
-// Counts a call from its start until its callback has returned. A member
-// of the call's shared state, next to its context.
+// A member of a call's shared state, next to its context: the call counts
+// as running from Register until this goes (after its callback).
 class Tracked {
  public:
-  Tracked();
+  Tracked() = default;
   ~Tracked();
   Tracked(const Tracked&) = delete;
   Tracked& operator=(const Tracked&) = delete;
 
-  // Lets CancelAsyncCalls reach `ctx` while `owner` (the state holding
-  // this and `ctx`) lives.
+  // Counts the call, and lets CancelAsyncCalls reach `ctx` while `owner`
+  // (the state holding this and `ctx`) lives.
   void Register(std::weak_ptr<void> owner, grpc::ClientContext* ctx);
-
- private:
-  bool registered_ = false;
 };
 }  // namespace async_call_internal
 
