@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 
 namespace parley {
 
@@ -66,9 +67,8 @@ class CallBatcher {
   // failure, or (inline) with RESOURCE_EXHAUSTED when too many items wait.
   void Submit(Item item, std::chrono::system_clock::time_point deadline,
               Done done) {
-    std::vector<Entry> one;
-    one.push_back(Entry{std::move(item), std::move(done)});
-    SubmitAll(std::move(one), deadline);
+    Entry one{std::move(item), std::move(done)};
+    Enqueue(absl::MakeSpan(&one, 1), deadline);
   }
 
   // Submits `entries` together: they leave in the same batch call (or
@@ -77,6 +77,28 @@ class CallBatcher {
   // for all of them, waits for no straggler left behind for the next call.
   void SubmitAll(std::vector<Entry> entries,
                  std::chrono::system_clock::time_point deadline) {
+    Enqueue(absl::MakeSpan(entries), deadline);
+  }
+
+  int in_flight() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return in_flight_;
+  }
+  size_t waiting() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return waiting_.size();
+  }
+
+ private:
+  struct Pending {
+    Item item;
+    std::chrono::system_clock::time_point deadline;
+    Done done;
+  };
+
+  // Queues `entries` (moving from them) and starts the calls they need.
+  void Enqueue(absl::Span<Entry> entries,
+               std::chrono::system_clock::time_point deadline) {
     size_t starts = 0;
     std::vector<Done> refused;
     {
@@ -102,22 +124,6 @@ class CallBatcher {
     }
     for (size_t i = 0; i < starts; ++i) StartNext();
   }
-
-  int in_flight() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return in_flight_;
-  }
-  size_t waiting() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return waiting_.size();
-  }
-
- private:
-  struct Pending {
-    Item item;
-    std::chrono::system_clock::time_point deadline;
-    Done done;
-  };
 
   // Sends what waits as one batch; the caller has counted it in flight.
   void StartNext() {

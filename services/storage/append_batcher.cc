@@ -30,37 +30,43 @@ AppendBatcher::~AppendBatcher() {
 void AppendBatcher::Submit(const iv1::AppendMessageRequest* req,
                            std::chrono::system_clock::time_point deadline,
                            Done done) {
-  std::vector<Entry> one;
-  one.push_back(Entry{req, std::move(done)});
-  SubmitAll(std::move(one), deadline);
+  Entry one{req, std::move(done)};
+  Enqueue(lanes_[LaneIndex(*req)].get(), absl::MakeSpan(&one, 1), deadline);
 }
 
 void AppendBatcher::SubmitAll(std::vector<Entry> entries,
                               std::chrono::system_clock::time_point deadline) {
-  std::vector<std::vector<Entry>> by_lane(lanes_.size());
-  for (Entry& e : entries) {
-    const uint64_t chat = static_cast<uint64_t>(e.req->chat_id());
-    by_lane[chat % lanes_.size()].push_back(std::move(e));
+  if (lanes_.size() == 1) {
+    Enqueue(lanes_[0].get(), absl::MakeSpan(entries), deadline);
+    return;
   }
+  std::vector<std::vector<Entry>> by_lane(lanes_.size());
+  for (Entry& e : entries) by_lane[LaneIndex(*e.req)].push_back(std::move(e));
   for (size_t i = 0; i < lanes_.size(); ++i) {
-    if (!by_lane[i].empty()) Enqueue(lanes_[i].get(), &by_lane[i], deadline);
+    if (!by_lane[i].empty()) {
+      Enqueue(lanes_[i].get(), absl::MakeSpan(by_lane[i]), deadline);
+    }
   }
 }
 
-void AppendBatcher::Enqueue(Lane* lane, std::vector<Entry>* entries,
+size_t AppendBatcher::LaneIndex(const iv1::AppendMessageRequest& req) const {
+  return static_cast<uint64_t>(req.chat_id()) % lanes_.size();
+}
+
+void AppendBatcher::Enqueue(Lane* lane, absl::Span<Entry> entries,
                             std::chrono::system_clock::time_point deadline) {
   bool start = false;
   std::vector<Done> refused;
   {
     std::lock_guard<std::mutex> lock(lane->mu);
-    for (Entry& e : *entries) {
+    for (Entry& e : entries) {
       if (lane->queue.size() < options_.max_queue) {
         lane->queue.push_back(Item{e.req, deadline, std::move(e.done)});
       } else {
         refused.push_back(std::move(e.done));
       }
     }
-    if (refused.size() < entries->size()) {
+    if (refused.size() < entries.size()) {
       start = !lane->running;
       lane->running = true;
     }

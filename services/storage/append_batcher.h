@@ -24,6 +24,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/thread_pool.h"
 #include "parley/internal/v1/storage.pb.h"
 #include "services/storage/storage_repository.h"
@@ -84,8 +85,12 @@ class AppendBatcher {
     bool running ABSL_GUARDED_BY(mu) = false;
   };
 
-  // Queues `entries` on `lane` and starts its drain if it is idle.
-  void Enqueue(Lane* lane, std::vector<Entry>* entries,
+  // A chat always maps to the same lane.
+  size_t LaneIndex(
+      const ::parley::internal::v1::AppendMessageRequest& req) const;
+  // Queues `entries` (moving from them) on `lane` and starts its drain if
+  // it is idle.
+  void Enqueue(Lane* lane, absl::Span<Entry> entries,
                std::chrono::system_clock::time_point deadline);
   // Appends batches from `lane` until its queue is empty.
   void Drain(Lane* lane);
