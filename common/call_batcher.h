@@ -71,10 +71,13 @@ class CallBatcher {
     Enqueue(absl::MakeSpan(&one, 1), deadline);
   }
 
-  // Submits `entries` together: they leave in the same batch call (or
-  // consecutive ones, past `max_batch`). Items that arrived in one batch of
-  // the caller's own thus stay one, and the caller's answer, which waits
-  // for all of them, waits for no straggler left behind for the next call.
+  // Submits `entries` together: they leave in the same batch call, in
+  // their order (a batch that would split them ends before them instead),
+  // unless there are more than `max_batch`. Items that arrived in one batch
+  // of the caller's own thus stay one, the caller's answer, which waits
+  // for all of them, waits for no straggler left behind for the next call,
+  // and the receiver sees them in the caller's order even while several
+  // calls run at once.
   void SubmitAll(std::vector<Entry> entries,
                  std::chrono::system_clock::time_point deadline) {
     Enqueue(absl::MakeSpan(entries), deadline);
@@ -94,6 +97,8 @@ class CallBatcher {
     Item item;
     std::chrono::system_clock::time_point deadline;
     Done done;
+    // Not the first of the SubmitAll it came in.
+    bool follows = false;
   };
 
   // Queues `entries` (moving from them) and starts the calls they need.
@@ -103,9 +108,12 @@ class CallBatcher {
     std::vector<Done> refused;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      bool first = true;
       for (Entry& e : entries) {
         if (waiting_.size() < options_.max_waiting) {
-          waiting_.push_back({std::move(e.item), deadline, std::move(e.done)});
+          waiting_.push_back(
+              {std::move(e.item), deadline, std::move(e.done), !first});
+          first = false;
         } else {
           refused.push_back(std::move(e.done));
         }
@@ -137,7 +145,14 @@ class CallBatcher {
         --in_flight_;
         return;
       }
-      const size_t n = std::min(waiting_.size(), options_.max_batch);
+      size_t n = std::min(waiting_.size(), options_.max_batch);
+      if (n < waiting_.size() && waiting_[n].follows) {
+        // The batch would end inside a SubmitAll: end it before that one,
+        // unless the SubmitAll alone is larger than a batch.
+        size_t start = n;
+        while (start > 0 && waiting_[start].follows) --start;
+        if (start > 0) n = start;
+      }
       items.reserve(n);
       dones->reserve(n);
       for (size_t i = 0; i < n; ++i) {

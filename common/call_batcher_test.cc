@@ -176,6 +176,25 @@ TEST(CallBatcherTest, ItemsSubmittedTogetherPastMaxBatchUseFreeSlots) {
   EXPECT_EQ(b.in_flight(), 0);
 }
 
+TEST(CallBatcherTest, ABatchEndsBeforeItemsSubmittedTogetherItCannotHoldAll) {
+  Recorder rec;
+  Outcomes out;
+  Batcher b({.max_in_flight = 1, .max_batch = 4}, rec.send());
+  b.Submit(1, Later(), out.For(1));
+  b.Submit(2, Later(), out.For(2));
+  b.Submit(3, Later(), out.For(3));
+  b.SubmitAll(Entries(&out, {4, 5, 6}), Later());
+  b.SubmitAll(Entries(&out, {7, 8}), Later());
+  // Four would fit, but 4, 5 and 6 go in one call: split over two calls
+  // running at once, they could reach the receiver out of order.
+  for (size_t i = 0; i < rec.batches().size(); ++i) rec.Answer(i);
+  EXPECT_THAT(rec.batches(),
+              ElementsAre(ElementsAre(1), ElementsAre(2, 3),
+                          ElementsAre(4, 5, 6), ElementsAre(7, 8)));
+  EXPECT_EQ(out.got.size(), 8u);
+  EXPECT_EQ(b.in_flight(), 0);
+}
+
 TEST(CallBatcherTest, ItemsSubmittedTogetherPastTheQueueAreRefusedAlone) {
   Recorder rec;
   Outcomes out;
