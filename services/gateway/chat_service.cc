@@ -87,7 +87,16 @@ ChatServiceImpl::ChatServiceImpl(
       write_limiter_(LimiterOptions(options.writes)),
       typing_limiter_(LimiterOptions(options.typing)),
       receipt_limiter_(LimiterOptions(options.receipts)),
-      connect_limiter_(LimiterOptions(options.connects)) {}
+      connect_limiter_(LimiterOptions(options.connects)),
+      sequencer_({}, [this](int64_t chat_id,
+                            std::vector<SendSequencer::Send> group) {
+        std::vector<MessageBackends::SendEntry> sends;
+        sends.reserve(group.size());
+        for (SendSequencer::Send& s : group) {
+          sends.push_back({std::move(s.request), std::move(s.done)});
+        }
+        messages_->SendAll(chat_id, std::move(sends), options_.backend_timeout);
+      }) {}
 
 template <typename Body>
 grpc::ServerUnaryReactor* ChatServiceImpl::Authed(
@@ -290,9 +299,14 @@ void ChatServiceImpl::Send(
     r.set_origin_gateway_id(registry_->gateway_id());
     r.set_origin_stream_id(stream_id);
   }
+  const int64_t chat_id = *chat;
+  if (stream_id != 0) {
+    // Stored in the order the stream read them (see SendSequencer).
+    sequencer_.Submit(stream_id, chat_id, {std::move(r), std::move(done)});
+    return;
+  }
   // A send is idempotent by client_message_id, so one retry on another
   // instance is safe when the first is unreachable.
-  const int64_t chat_id = *chat;
   auto retry = [this, timeout, chat_id, r,
                 done](absl::StatusOr<v1::Message> m) mutable {
     if (m.status().code() != absl::StatusCode::kUnavailable ||

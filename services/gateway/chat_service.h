@@ -18,6 +18,7 @@
 #include "services/gateway/file_transfer.h"
 #include "services/gateway/message_backends.h"
 #include "services/gateway/rate_limiter.h"
+#include "services/gateway/send_sequencer.h"
 #include "services/gateway/token_authenticator.h"
 #include "services/gateway/typing_marks.h"
 
@@ -173,6 +174,8 @@ class ChatServiceImpl final : public parley::v1::ChatService::CallbackService,
   RateLimiter connect_limiter_;
   TypingMarks typing_marks_{{}};
   std::atomic<int> sends_in_flight_{0};
+  // Stream sends, kept in order per stream and chat.
+  SendSequencer sequencer_;
 };
 
 }  // namespace parley::gateway

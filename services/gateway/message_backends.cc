@@ -1,6 +1,9 @@
 #include "services/gateway/message_backends.h"
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <utility>
 
 #include "common/async_call.h"
@@ -104,6 +107,86 @@ void MessageBackends::Send(int64_t chat_id, internal::AppendMessageRequest send,
   inst->sends->Submit(std::move(send),
                       std::chrono::system_clock::now() + timeout,
                       std::move(done));
+}
+
+void MessageBackends::SendAll(int64_t chat_id, std::vector<SendEntry> sends,
+                              std::chrono::milliseconds timeout, int attempt) {
+  if (sends.empty()) return;
+  if (attempt == 0 && instances_.size() > 1) {
+    // Answers go out as they come, except UNAVAILABLE: those wait for the
+    // whole group and are tried again together, in their order.
+    struct Retry {
+      std::mutex mu;
+      size_t remaining;
+      std::vector<std::optional<SendEntry>> unavailable;
+    };
+    auto retry = std::make_shared<Retry>();
+    retry->remaining = sends.size();
+    retry->unavailable.resize(sends.size());
+    for (size_t i = 0; i < sends.size(); ++i) {
+      SendEntry& e = sends[i];
+      e.done = [this, retry, i, chat_id, timeout, send = e.send,
+                done = std::move(e.done)](
+                   absl::StatusOr<::parley::v1::Message> m) mutable {
+        if (m.status().code() != absl::StatusCode::kUnavailable) {
+          done(std::move(m));
+        }
+        std::vector<SendEntry> again;
+        {
+          std::lock_guard<std::mutex> lock(retry->mu);
+          if (m.status().code() == absl::StatusCode::kUnavailable) {
+            retry->unavailable[i] = SendEntry{std::move(send), std::move(done)};
+          }
+          if (--retry->remaining > 0) return;
+          for (auto& u : retry->unavailable) {
+            if (u.has_value()) again.push_back(std::move(*u));
+          }
+        }
+        SendAll(chat_id, std::move(again), timeout, 1);
+      };
+    }
+  }
+  Instance* inst = InstanceForChat(chat_id, attempt);
+  if (inst->sends != nullptr) {
+    std::vector<SendBatcher::Entry> entries;
+    entries.reserve(sends.size());
+    for (SendEntry& e : sends) {
+      entries.push_back({std::move(e.send), std::move(e.done)});
+    }
+    inst->sends->SubmitAll(std::move(entries),
+                           std::chrono::system_clock::now() + timeout);
+    return;
+  }
+  // Unbatched: still one call for the group.
+  using Async = internal::MessageService::StubInterface::async_interface;
+  Async* async =
+      static_cast<internal::MessageService::StubInterface*>(inst->stub.get())
+          ->async();
+  std::vector<internal::AppendMessageRequest> requests;
+  auto dones = std::make_shared<std::vector<SendDone>>();
+  requests.reserve(sends.size());
+  dones->reserve(sends.size());
+  for (SendEntry& e : sends) {
+    requests.push_back(std::move(e.send));
+    dones->push_back(std::move(e.done));
+  }
+  CallBatch(
+      async, &Async::SendMessages, &Async::SendMessage, std::move(requests),
+      timeout,
+      [](internal::SendOutcome* o) { return std::move(*o->mutable_message()); },
+      [dones](absl::StatusOr<std::vector<absl::StatusOr<::parley::v1::Message>>>
+                  results) {
+        for (size_t i = 0; i < dones->size(); ++i) {
+          if (results.ok() && results->size() == dones->size()) {
+            (*dones)[i](std::move((*results)[i]));
+          } else {
+            (*dones)[i](results.ok() ? absl::InternalError(
+                                           "batch call answered the wrong "
+                                           "number of results")
+                                     : results.status());
+          }
+        }
+      });
 }
 
 }  // namespace parley::gateway

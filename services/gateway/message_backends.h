@@ -62,6 +62,17 @@ class MessageBackends {
   // exactly once, on any thread.
   void Send(int64_t chat_id, ::parley::internal::v1::AppendMessageRequest send,
             std::chrono::milliseconds timeout, SendDone done);
+  // One send of a SendAll group.
+  struct SendEntry {
+    ::parley::internal::v1::AppendMessageRequest send;
+    SendDone done;
+  };
+  // Sends `sends`, all to `chat_id`, as one group that stays in one
+  // SendMessages call (and, below it, one storage transaction), in order.
+  // Sends that find the instance unreachable are tried once more on the
+  // next one, again together and in order. Each `done` runs exactly once.
+  void SendAll(int64_t chat_id, std::vector<SendEntry> sends,
+               std::chrono::milliseconds timeout, int attempt = 0);
   // Number of Subscribe streams currently live.
   int live_subscriptions() const;
 

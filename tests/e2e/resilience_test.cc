@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -98,6 +99,69 @@ TEST_F(ResilienceTest, AMessageInstanceDyingDoesNotStopSendsOrDelivery) {
   // Back again: the gateway resubscribes and both instances serve.
   ASSERT_TRUE(cluster_->Restart("message0").ok());
   ASSERT_TRUE(cluster_->WaitServing("gateway0", seconds(10)).ok());
+}
+
+// Stream sends whose chat's instance is gone move to the other one, and
+// each chat's sends are still stored in the order they were sent.
+TEST_F(ResilienceTest, StreamSendsOutliveAMessageInstanceInSendOrder) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
+  auto as = LiveStream::Open(cluster_->gateway_address(0), a.token);
+  ASSERT_TRUE(as);
+  // Two chats of the instance that is stopped (chat id mod 2 == 0), one of
+  // the other.
+  std::vector<v1::Chat> chats;
+  int on_first = 0, on_second = 0;
+  for (int i = 0; i < 60 && (on_first < 2 || on_second < 1); ++i) {
+    v1::Chat c = api_->Group(a, absl::StrCat("g", i), {b});
+    uint64_t id = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(c.chat_id(), &id));
+    if (id % 2 == 0 && on_first < 2) {
+      ++on_first;
+      chats.push_back(c);
+    } else if (id % 2 == 1 && on_second < 1) {
+      ++on_second;
+      chats.push_back(c);
+    }
+  }
+  ASSERT_EQ(chats.size(), 3u);
+  cluster_->process("message0")->Kill();
+  constexpr int kSends = 30;  // 90 sends: within the write burst of 200
+  for (int i = 0; i < kSends; ++i) {
+    for (size_t c = 0; c < chats.size(); ++c) {
+      v1::ClientFrame f;
+      f.mutable_send()->set_chat_id(chats[c].chat_id());
+      f.mutable_send()->set_client_message_id(absl::StrCat(c, "-", i));
+      f.mutable_send()->set_text(absl::StrCat("m", i));
+      ASSERT_TRUE(as->Write(f));
+    }
+  }
+  std::map<std::string, v1::SendResult> results;
+  const size_t total = kSends * chats.size();
+  ASSERT_TRUE(as->WaitFor(
+                    [&](const v1::ServerFrame& f) {
+                      if (f.has_send_result()) {
+                        results[f.send_result().client_message_id()] =
+                            f.send_result();
+                      }
+                      return results.size() == total;
+                    },
+                    seconds(30))
+                  .has_value())
+      << results.size() << " of " << total << " answered";
+  for (size_t c = 0; c < chats.size(); ++c) {
+    uint64_t last = 0;
+    for (int i = 0; i < kSends; ++i) {
+      const v1::SendResult& r = results[absl::StrCat(c, "-", i)];
+      ASSERT_EQ(r.code(), 0) << c << "-" << i << ": " << r.error_message();
+      // Consecutive seqs, in send order (the first follows the chat's
+      // creation events).
+      if (i > 0) {
+        EXPECT_EQ(r.message().seq(), last + 1)
+            << "chat " << c << ", send " << i;
+      }
+      last = r.message().seq();
+    }
+  }
 }
 
 // A restarted message instance commits sends before the gateways have

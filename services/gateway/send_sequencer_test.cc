@@ -1,0 +1,170 @@
+#include "services/gateway/send_sequencer.h"
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace parley::gateway {
+namespace {
+
+using ::testing::ElementsAre;
+
+// Records the groups it is asked to start; answers them on demand.
+class Starter {
+ public:
+  SendSequencer::Start start() {
+    return [this](int64_t chat_id, std::vector<SendSequencer::Send> group) {
+      std::vector<std::string> keys;
+      for (const auto& s : group) keys.push_back(s.request.client_message_id());
+      std::lock_guard<std::mutex> lock(mu_);
+      chats_.push_back(chat_id);
+      groups_.push_back(std::move(keys));
+      sends_.push_back(std::move(group));
+    };
+  }
+  std::vector<std::vector<std::string>> groups() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return groups_;
+  }
+  std::vector<int64_t> chats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return chats_;
+  }
+  // Answers every send of group `i`, in order.
+  void Answer(size_t i) {
+    std::vector<SendSequencer::Send> group;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      group = std::move(sends_[i]);
+    }
+    for (auto& s : group) {
+      ::parley::v1::Message m;
+      m.set_text(s.request.client_message_id());
+      s.done(std::move(m));
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<int64_t> chats_;
+  std::vector<std::vector<std::string>> groups_;
+  std::vector<std::vector<SendSequencer::Send>> sends_;
+};
+
+SendSequencer::Send MakeSend(const std::string& key,
+                             std::vector<std::string>* answered) {
+  SendSequencer::Send s;
+  s.request.set_client_message_id(key);
+  s.done = [answered, key](absl::StatusOr<::parley::v1::Message> m) {
+    answered->push_back(m.ok() ? key : key + ":" + m.status().ToString());
+  };
+  return s;
+}
+
+TEST(SendSequencerTest, AnIdlePairsSendLeavesAtOnce) {
+  Starter st;
+  std::vector<std::string> answered;
+  SendSequencer seq({}, st.start());
+  seq.Submit(1, 10, MakeSend("a", &answered));
+  EXPECT_THAT(st.groups(), ElementsAre(ElementsAre("a")));
+  EXPECT_THAT(st.chats(), ElementsAre(10));
+  EXPECT_EQ(seq.active(), 1u);
+  st.Answer(0);
+  EXPECT_THAT(answered, ElementsAre("a"));
+  EXPECT_EQ(seq.active(), 0u);  // an idle pair is forgotten
+}
+
+TEST(SendSequencerTest, SendsBehindOnesInFlightLeaveTogetherInOrder) {
+  Starter st;
+  std::vector<std::string> answered;
+  SendSequencer seq({}, st.start());
+  seq.Submit(1, 10, MakeSend("a", &answered));
+  seq.Submit(1, 10, MakeSend("b", &answered));
+  seq.Submit(1, 10, MakeSend("c", &answered));
+  seq.Submit(1, 10, MakeSend("d", &answered));
+  EXPECT_THAT(st.groups(), ElementsAre(ElementsAre("a")));
+  st.Answer(0);
+  EXPECT_THAT(st.groups(),
+              ElementsAre(ElementsAre("a"), ElementsAre("b", "c", "d")));
+  // What arrives while a group is out waits for all of it.
+  seq.Submit(1, 10, MakeSend("e", &answered));
+  EXPECT_EQ(st.groups().size(), 2u);
+  st.Answer(1);
+  EXPECT_THAT(st.groups().back(), ElementsAre("e"));
+  st.Answer(2);
+  EXPECT_THAT(answered, ElementsAre("a", "b", "c", "d", "e"));
+  EXPECT_EQ(seq.active(), 0u);
+}
+
+TEST(SendSequencerTest, OtherChatsAndOtherStreamsDoNotWait) {
+  Starter st;
+  std::vector<std::string> answered;
+  SendSequencer seq({}, st.start());
+  seq.Submit(1, 10, MakeSend("s1c10", &answered));
+  seq.Submit(1, 11, MakeSend("s1c11", &answered));
+  seq.Submit(2, 10, MakeSend("s2c10", &answered));
+  EXPECT_THAT(st.groups(),
+              ElementsAre(ElementsAre("s1c10"), ElementsAre("s1c11"),
+                          ElementsAre("s2c10")));
+  EXPECT_THAT(st.chats(), ElementsAre(10, 11, 10));
+  EXPECT_EQ(seq.active(), 3u);
+  st.Answer(1);
+  st.Answer(2);
+  st.Answer(0);
+  EXPECT_EQ(seq.active(), 0u);
+}
+
+TEST(SendSequencerTest, GroupsAreCappedAndTheRestWaitForTheNext) {
+  Starter st;
+  std::vector<std::string> answered;
+  SendSequencer seq({.max_group = 2}, st.start());
+  for (const char* k : {"a", "b", "c", "d", "e"}) {
+    seq.Submit(1, 10, MakeSend(k, &answered));
+  }
+  st.Answer(0);
+  EXPECT_THAT(st.groups().back(), ElementsAre("b", "c"));
+  st.Answer(1);
+  EXPECT_THAT(st.groups().back(), ElementsAre("d", "e"));
+  st.Answer(2);
+  EXPECT_THAT(answered, ElementsAre("a", "b", "c", "d", "e"));
+  EXPECT_EQ(seq.active(), 0u);
+}
+
+TEST(SendSequencerTest, AGroupAnsweredInlineStartsTheNextInline) {
+  std::vector<std::vector<std::string>> groups;
+  std::vector<std::string> answered;
+  bool fail_inline = false;
+  std::vector<SendSequencer::Send> held;
+  SendSequencer seq({}, [&](int64_t, std::vector<SendSequencer::Send> group) {
+    std::vector<std::string> keys;
+    for (const auto& s : group) keys.push_back(s.request.client_message_id());
+    groups.push_back(keys);
+    if (!fail_inline) {
+      for (auto& s : group) held.push_back(std::move(s));
+      return;
+    }
+    for (auto& s : group) s.done(absl::UnavailableError("down"));
+  });
+  seq.Submit(1, 10, MakeSend("a", &answered));
+  seq.Submit(1, 10, MakeSend("b", &answered));
+  seq.Submit(1, 10, MakeSend("c", &answered));
+  fail_inline = true;
+  held[0].done(::parley::v1::Message());
+  // The group of b and c was started, and answered, from within a's answer.
+  EXPECT_THAT(groups, ElementsAre(ElementsAre("a"), ElementsAre("b", "c")));
+  ASSERT_EQ(answered.size(), 3u);
+  EXPECT_EQ(answered[0], "a");
+  EXPECT_THAT(answered[1], ::testing::StartsWith("b:UNAVAILABLE"));
+  EXPECT_EQ(seq.active(), 0u);
+  // The pair starts afresh.
+  seq.Submit(1, 10, MakeSend("d", &answered));
+  EXPECT_THAT(groups.back(), ElementsAre("d"));
+  EXPECT_THAT(held, ::testing::SizeIs(1));
+}
+
+}  // namespace
+}  // namespace parley::gateway
