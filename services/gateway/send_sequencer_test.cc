@@ -1,10 +1,17 @@
 #include "services/gateway/send_sequencer.h"
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -164,6 +171,94 @@ TEST(SendSequencerTest, AGroupAnsweredInlineStartsTheNextInline) {
   seq.Submit(1, 10, MakeSend("d", &answered));
   EXPECT_THAT(groups.back(), ElementsAre("d"));
   EXPECT_THAT(held, ::testing::SizeIs(1));
+}
+
+// Several streams submit at once while other threads answer groups in
+// whatever order they pick them up: each pair's sends still start in the
+// order they were submitted, and each is answered once.
+TEST(SendSequencerTest, ConcurrentStreamsKeepEachPairsOrder) {
+  constexpr int kStreams = 4, kChats = 3, kSends = 300;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::vector<SendSequencer::Send>> pending;
+  std::map<std::pair<uint64_t, int64_t>, std::vector<int>> started;
+  // Sends of each pair started and not answered yet.
+  std::map<std::pair<uint64_t, int64_t>, int> outstanding;
+  int overlaps = 0;  // groups started while their pair had sends out
+  bool stop = false;
+  SendSequencer seq(
+      {.max_group = 8},
+      [&](int64_t chat_id, std::vector<SendSequencer::Send> group) {
+        std::lock_guard<std::mutex> lock(mu);
+        const std::pair<uint64_t, int64_t> pair{
+            group.front().request.origin_stream_id(), chat_id};
+        if (outstanding[pair] != 0) ++overlaps;
+        outstanding[pair] += static_cast<int>(group.size());
+        for (const auto& s : group) {
+          started[pair].push_back(static_cast<int>(s.request.message_id()));
+        }
+        pending.push_back(std::move(group));
+        cv.notify_one();
+      });
+  std::vector<std::thread> answerers;
+  for (int t = 0; t < 3; ++t) {
+    answerers.emplace_back([&] {
+      for (;;) {
+        std::vector<SendSequencer::Send> group;
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          cv.wait(lock, [&] { return stop || !pending.empty(); });
+          if (pending.empty()) return;
+          // Newest first: groups are answered out of their start order.
+          group = std::move(pending.back());
+          pending.pop_back();
+        }
+        for (auto& s : group) {
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            --outstanding[{s.request.origin_stream_id(), s.request.chat_id()}];
+          }
+          s.done(::parley::v1::Message());
+        }
+      }
+    });
+  }
+  std::atomic<int> answered{0};
+  std::vector<std::thread> streams;
+  for (int st = 1; st <= kStreams; ++st) {
+    streams.emplace_back([&, st] {
+      for (int i = 0; i < kSends; ++i) {
+        SendSequencer::Send s;
+        s.request.set_origin_stream_id(st);
+        s.request.set_chat_id(i % kChats);
+        s.request.set_message_id(i);
+        s.done = [&answered](absl::StatusOr<::parley::v1::Message>) {
+          answered.fetch_add(1);
+        };
+        seq.Submit(st, i % kChats, std::move(s));
+      }
+    });
+  }
+  for (auto& t : streams) t.join();
+  for (int i = 0; i < 2000 && answered.load() < kStreams * kSends; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+  }
+  cv.notify_all();
+  for (auto& t : answerers) t.join();
+  EXPECT_EQ(answered.load(), kStreams * kSends);
+  EXPECT_EQ(seq.active(), 0u);
+  EXPECT_EQ(overlaps, 0) << "a group started before its pair's last answer";
+  ASSERT_EQ(started.size(), static_cast<size_t>(kStreams * kChats));
+  for (const auto& [pair, order] : started) {
+    std::vector<int> want;
+    for (int i = pair.second; i < kSends; i += kChats) want.push_back(i);
+    EXPECT_EQ(order, want) << "stream " << pair.first << ", chat "
+                           << pair.second;
+  }
 }
 
 }  // namespace
