@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <mutex>
 #include <utility>
 
 namespace parley::gateway {
@@ -12,7 +13,7 @@ SendSequencer::SendSequencer(Options options, Start start)
 void SendSequencer::Submit(uint64_t stream_id, int64_t chat_id, Send send) {
   const Key key{stream_id, chat_id};
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     Queue& q = queues_[key];
     if (q.in_flight > 0) {
       q.waiting.push_back(std::move(send));
@@ -39,7 +40,7 @@ void SendSequencer::StartGroup(Key key, std::vector<Send> group) {
 void SendSequencer::OnAnswered(Key key) {
   std::vector<Send> next;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = queues_.find(key);
     if (it == queues_.end()) return;  // not ours: cannot happen
     Queue& q = it->second;
@@ -59,7 +60,7 @@ void SendSequencer::OnAnswered(Key key) {
 }
 
 size_t SendSequencer::active() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return queues_.size();
 }
 

@@ -22,13 +22,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "parley/internal/v1/message.pb.h"
 #include "parley/v1/parley.pb.h"
 
@@ -73,7 +73,7 @@ class SendSequencer {
 
   const Options options_;
   const Start start_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   absl::flat_hash_map<Key, Queue> queues_ ABSL_GUARDED_BY(mu_);
 };
 
