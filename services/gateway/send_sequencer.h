@@ -12,10 +12,9 @@
 //   SendSequencer sequencer(
 //       {.max_group = 64},
 //       [&](int64_t chat_id, std::vector<SendSequencer::Send> group) {
-//         backends.SendAll(chat_id, std::move(group), timeout);
+//         ...  // one call for the group, e.g. MessageBackends::SendAll
 //       });
-//   sequencer.Submit(stream_id, chat_id, {std::move(request),
-//   std::move(done)});
+//   sequencer.Submit(stream_id, chat_id, {request, done});
 #ifndef PARLEY_SERVICES_GATEWAY_SEND_SEQUENCER_H_
 #define PARLEY_SERVICES_GATEWAY_SEND_SEQUENCER_H_
 
