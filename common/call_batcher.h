@@ -83,6 +83,27 @@ class CallBatcher {
     Enqueue(absl::MakeSpan(entries), deadline);
   }
 
+  // Hands a batch call's outcome to its items' `dones`, in order: each its
+  // own result, or the call's failure; INTERNAL for all when the number of
+  // results is not the number of items. What a Finish does with its
+  // outcome, for callers that make a batch call of their own.
+  static void AnswerEach(
+      absl::StatusOr<std::vector<absl::StatusOr<Result>>> results,
+      std::vector<Done>& dones) {
+    if (results.ok() && results->size() != dones.size()) {
+      results = absl::InternalError(
+          absl::StrCat("batch call answered ", results->size(), " results for ",
+                       dones.size(), " items"));
+    }
+    for (size_t i = 0; i < dones.size(); ++i) {
+      if (results.ok()) {
+        dones[i](std::move((*results)[i]));
+      } else {
+        dones[i](results.status());
+      }
+    }
+  }
+
   int in_flight() const {
     std::lock_guard<std::mutex> lock(mu_);
     return in_flight_;
@@ -168,18 +189,7 @@ class CallBatcher {
     send_(std::move(items), timeout,
           [this,
            dones](absl::StatusOr<std::vector<absl::StatusOr<Result>>> results) {
-            if (results.ok() && results->size() != dones->size()) {
-              results = absl::InternalError(
-                  absl::StrCat("batch call answered ", results->size(),
-                               " results for ", dones->size(), " items"));
-            }
-            for (size_t i = 0; i < dones->size(); ++i) {
-              if (results.ok()) {
-                (*dones)[i](std::move((*results)[i]));
-              } else {
-                (*dones)[i](results.status());
-              }
-            }
+            AnswerEach(std::move(results), *dones);
             // The slot passes to whatever gathered meanwhile.
             StartNext();
           });

@@ -176,16 +176,7 @@ void MessageBackends::SendAll(int64_t chat_id, std::vector<SendEntry> sends,
       [](internal::SendOutcome* o) { return std::move(*o->mutable_message()); },
       [dones](absl::StatusOr<std::vector<absl::StatusOr<::parley::v1::Message>>>
                   results) {
-        for (size_t i = 0; i < dones->size(); ++i) {
-          if (results.ok() && results->size() == dones->size()) {
-            (*dones)[i](std::move((*results)[i]));
-          } else {
-            (*dones)[i](results.ok() ? absl::InternalError(
-                                           "batch call answered the wrong "
-                                           "number of results")
-                                     : results.status());
-          }
-        }
+        SendBatcher::AnswerEach(std::move(results), *dones);
       });
 }
 
