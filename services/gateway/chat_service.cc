@@ -90,12 +90,7 @@ ChatServiceImpl::ChatServiceImpl(
       connect_limiter_(LimiterOptions(options.connects)),
       sequencer_({}, [this](int64_t chat_id,
                             std::vector<SendSequencer::Send> group) {
-        std::vector<MessageBackends::SendEntry> sends;
-        sends.reserve(group.size());
-        for (SendSequencer::Send& s : group) {
-          sends.push_back({std::move(s.request), std::move(s.done)});
-        }
-        messages_->SendAll(chat_id, std::move(sends), options_.backend_timeout);
+        messages_->SendAll(chat_id, std::move(group), options_.backend_timeout);
       }) {}
 
 template <typename Body>
@@ -305,19 +300,11 @@ void ChatServiceImpl::Send(
     sequencer_.Submit(stream_id, chat_id, {std::move(r), std::move(done)});
     return;
   }
-  // A send is idempotent by client_message_id, so one retry on another
-  // instance is safe when the first is unreachable.
-  auto retry = [this, timeout, chat_id, r,
-                done](absl::StatusOr<v1::Message> m) mutable {
-    if (m.status().code() != absl::StatusCode::kUnavailable ||
-        messages_->size() < 2) {
-      return done(std::move(m));
-    }
-    CallAsync(messages_->ForChat(chat_id, 1)->async(),
-              &MessageAsync::SendMessage, std::move(r), timeout,
-              std::move(done));
-  };
-  messages_->Send(chat_id, r, timeout, std::move(retry));
+  // A group of one (SendAll also tries another instance when the first is
+  // unreachable).
+  std::vector<MessageBackends::SendEntry> one;
+  one.push_back({std::move(r), std::move(done)});
+  messages_->SendAll(chat_id, std::move(one), timeout);
 }
 
 void ChatServiceImpl::OnSendFrame(int64_t user_id, uint64_t stream_id,

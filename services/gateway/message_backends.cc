@@ -6,7 +6,6 @@
 #include <optional>
 #include <utility>
 
-#include "common/async_call.h"
 #include "common/batch_outcomes.h"
 
 namespace parley::gateway {
@@ -93,22 +92,6 @@ MessageBackends::Instance* MessageBackends::InstanceForChat(int64_t chat_id,
   return instances_[(start + attempt) % n].get();
 }
 
-void MessageBackends::Send(int64_t chat_id, internal::AppendMessageRequest send,
-                           std::chrono::milliseconds timeout, SendDone done) {
-  Instance* inst = InstanceForChat(chat_id, 0);
-  if (inst->sends == nullptr) {
-    CallAsync(
-        static_cast<internal::MessageService::StubInterface*>(inst->stub.get())
-            ->async(),
-        &internal::MessageService::StubInterface::async_interface::SendMessage,
-        std::move(send), timeout, std::move(done));
-    return;
-  }
-  inst->sends->Submit(std::move(send),
-                      std::chrono::system_clock::now() + timeout,
-                      std::move(done));
-}
-
 void MessageBackends::SendAll(int64_t chat_id, std::vector<SendEntry> sends,
                               std::chrono::milliseconds timeout, int attempt) {
   if (sends.empty()) return;
@@ -125,7 +108,7 @@ void MessageBackends::SendAll(int64_t chat_id, std::vector<SendEntry> sends,
     retry->unavailable.resize(sends.size());
     for (size_t i = 0; i < sends.size(); ++i) {
       SendEntry& e = sends[i];
-      e.done = [this, retry, i, chat_id, timeout, send = e.send,
+      e.done = [this, retry, i, chat_id, timeout, send = e.item,
                 done = std::move(e.done)](
                    absl::StatusOr<::parley::v1::Message> m) mutable {
         if (m.status().code() != absl::StatusCode::kUnavailable) {
@@ -148,12 +131,7 @@ void MessageBackends::SendAll(int64_t chat_id, std::vector<SendEntry> sends,
   }
   Instance* inst = InstanceForChat(chat_id, attempt);
   if (inst->sends != nullptr) {
-    std::vector<SendBatcher::Entry> entries;
-    entries.reserve(sends.size());
-    for (SendEntry& e : sends) {
-      entries.push_back({std::move(e.send), std::move(e.done)});
-    }
-    inst->sends->SubmitAll(std::move(entries),
+    inst->sends->SubmitAll(std::move(sends),
                            std::chrono::system_clock::now() + timeout);
     return;
   }
@@ -167,7 +145,7 @@ void MessageBackends::SendAll(int64_t chat_id, std::vector<SendEntry> sends,
   requests.reserve(sends.size());
   dones->reserve(sends.size());
   for (SendEntry& e : sends) {
-    requests.push_back(std::move(e.send));
+    requests.push_back(std::move(e.item));
     dones->push_back(std::move(e.done));
   }
   CallBatch(

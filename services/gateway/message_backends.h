@@ -7,8 +7,8 @@
 //                            &registry, {.send_calls = 4});
 //   backends.Start();
 //   auto* stub = backends.ForChat(chat_id);
-//   backends.Send(chat_id, std::move(append), timeout,
-//                 [](absl::StatusOr<parley::v1::Message> m) { ... });
+//   backends.SendAll(chat_id, {{std::move(append), [](auto m) { ... }}},
+//                    timeout);
 #ifndef PARLEY_SERVICES_GATEWAY_MESSAGE_BACKENDS_H_
 #define PARLEY_SERVICES_GATEWAY_MESSAGE_BACKENDS_H_
 
@@ -57,20 +57,16 @@ class MessageBackends {
   // `attempt` > 0 picks the next healthy one, for a retry.
   ::parley::internal::v1::MessageService::StubInterface* ForChat(
       int64_t chat_id, int attempt = 0);
-  // Sends through the instance ForChat(chat_id) picks, sharing a
-  // SendMessages call with the other sends in flight to it. `done` runs
+  // One send of a SendAll group: `item` and its `done`.
+  using SendEntry = CallBatcher<::parley::internal::v1::AppendMessageRequest,
+                                ::parley::v1::Message>::Entry;
+  // Sends `sends`, all to `chat_id`, through the instance ForChat(chat_id)
+  // picks, as one group that stays in one SendMessages call (shared with
+  // the other sends in flight to it) and, below it, in one storage
+  // transaction, in order. Sends that find the instance unreachable are
+  // tried once more on the next one, again together and in order: a send
+  // is idempotent by client_message_id, so that is safe. Each `done` runs
   // exactly once, on any thread.
-  void Send(int64_t chat_id, ::parley::internal::v1::AppendMessageRequest send,
-            std::chrono::milliseconds timeout, SendDone done);
-  // One send of a SendAll group.
-  struct SendEntry {
-    ::parley::internal::v1::AppendMessageRequest send;
-    SendDone done;
-  };
-  // Sends `sends`, all to `chat_id`, as one group that stays in one
-  // SendMessages call (and, below it, one storage transaction), in order.
-  // Sends that find the instance unreachable are tried once more on the
-  // next one, again together and in order. Each `done` runs exactly once.
   void SendAll(int64_t chat_id, std::vector<SendEntry> sends,
                std::chrono::milliseconds timeout, int attempt = 0);
   // Number of Subscribe streams currently live.

@@ -81,8 +81,8 @@ std::vector<std::string> SendGroup(MessageBackends* backends, int64_t chat_id,
   std::vector<MessageBackends::SendEntry> sends;
   for (int i = 0; i < n; ++i) {
     MessageBackends::SendEntry e;
-    e.send.set_chat_id(chat_id);
-    e.send.set_client_message_id(absl::StrCat("k", i));
+    e.item.set_chat_id(chat_id);
+    e.item.set_client_message_id(absl::StrCat("k", i));
     e.done = [p = &got[i]](absl::StatusOr<::parley::v1::Message> m) {
       p->set_value(m.ok() ? m->text() : m.status().ToString());
     };

@@ -28,6 +28,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "common/call_batcher.h"
 #include "parley/internal/v1/message.pb.h"
 #include "parley/v1/parley.pb.h"
 
@@ -35,11 +36,10 @@ namespace parley::gateway {
 
 class SendSequencer {
  public:
-  using Done = std::function<void(absl::StatusOr<::parley::v1::Message>)>;
-  struct Send {
-    ::parley::internal::v1::AppendMessageRequest request;
-    Done done;
-  };
+  // A send (`item`) and what to call with its result (`done`): the entry
+  // type of the batch calls below, so a group passes on as it is.
+  using Send = CallBatcher<::parley::internal::v1::AppendMessageRequest,
+                           ::parley::v1::Message>::Entry;
   // Starts a group of one chat's sends, in order. Must call each send's
   // `done` exactly once, on any thread (inline too), and must not block.
   using Start = std::function<void(int64_t chat_id, std::vector<Send> group)>;

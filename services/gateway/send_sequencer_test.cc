@@ -26,7 +26,7 @@ class Starter {
   SendSequencer::Start start() {
     return [this](int64_t chat_id, std::vector<SendSequencer::Send> group) {
       std::vector<std::string> keys;
-      for (const auto& s : group) keys.push_back(s.request.client_message_id());
+      for (const auto& s : group) keys.push_back(s.item.client_message_id());
       std::lock_guard<std::mutex> lock(mu_);
       chats_.push_back(chat_id);
       groups_.push_back(std::move(keys));
@@ -50,7 +50,7 @@ class Starter {
     }
     for (auto& s : group) {
       ::parley::v1::Message m;
-      m.set_text(s.request.client_message_id());
+      m.set_text(s.item.client_message_id());
       s.done(std::move(m));
     }
   }
@@ -65,7 +65,7 @@ class Starter {
 SendSequencer::Send MakeSend(const std::string& key,
                              std::vector<std::string>* answered) {
   SendSequencer::Send s;
-  s.request.set_client_message_id(key);
+  s.item.set_client_message_id(key);
   s.done = [answered, key](absl::StatusOr<::parley::v1::Message> m) {
     answered->push_back(m.ok() ? key : key + ":" + m.status().ToString());
   };
@@ -148,7 +148,7 @@ TEST(SendSequencerTest, AGroupAnsweredInlineStartsTheNextInline) {
   std::vector<SendSequencer::Send> held;
   SendSequencer seq({}, [&](int64_t, std::vector<SendSequencer::Send> group) {
     std::vector<std::string> keys;
-    for (const auto& s : group) keys.push_back(s.request.client_message_id());
+    for (const auto& s : group) keys.push_back(s.item.client_message_id());
     groups.push_back(keys);
     if (!fail_inline) {
       for (auto& s : group) held.push_back(std::move(s));
@@ -191,11 +191,11 @@ TEST(SendSequencerTest, ConcurrentStreamsKeepEachPairsOrder) {
       [&](int64_t chat_id, std::vector<SendSequencer::Send> group) {
         std::lock_guard<std::mutex> lock(mu);
         const std::pair<uint64_t, int64_t> pair{
-            group.front().request.origin_stream_id(), chat_id};
+            group.front().item.origin_stream_id(), chat_id};
         if (outstanding[pair] != 0) ++overlaps;
         outstanding[pair] += static_cast<int>(group.size());
         for (const auto& s : group) {
-          started[pair].push_back(static_cast<int>(s.request.message_id()));
+          started[pair].push_back(static_cast<int>(s.item.message_id()));
         }
         pending.push_back(std::move(group));
         cv.notify_one();
@@ -216,7 +216,7 @@ TEST(SendSequencerTest, ConcurrentStreamsKeepEachPairsOrder) {
         for (auto& s : group) {
           {
             std::lock_guard<std::mutex> lock(mu);
-            --outstanding[{s.request.origin_stream_id(), s.request.chat_id()}];
+            --outstanding[{s.item.origin_stream_id(), s.item.chat_id()}];
           }
           s.done(::parley::v1::Message());
         }
@@ -229,9 +229,9 @@ TEST(SendSequencerTest, ConcurrentStreamsKeepEachPairsOrder) {
     streams.emplace_back([&, st] {
       for (int i = 0; i < kSends; ++i) {
         SendSequencer::Send s;
-        s.request.set_origin_stream_id(st);
-        s.request.set_chat_id(i % kChats);
-        s.request.set_message_id(i);
+        s.item.set_origin_stream_id(st);
+        s.item.set_chat_id(i % kChats);
+        s.item.set_message_id(i);
         s.done = [&answered](absl::StatusOr<::parley::v1::Message>) {
           answered.fetch_add(1);
         };
