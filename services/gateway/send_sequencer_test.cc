@@ -1,6 +1,6 @@
 #include "services/gateway/send_sequencer.h"
 
-#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -89,10 +89,9 @@ TEST(SendSequencerTest, SendsBehindOnesInFlightLeaveTogetherInOrder) {
   Starter st;
   std::vector<std::string> answered;
   SendSequencer seq({}, st.start());
-  seq.Submit(1, 10, MakeSend("a", &answered));
-  seq.Submit(1, 10, MakeSend("b", &answered));
-  seq.Submit(1, 10, MakeSend("c", &answered));
-  seq.Submit(1, 10, MakeSend("d", &answered));
+  for (const char* k : {"a", "b", "c", "d"}) {
+    seq.Submit(1, 10, MakeSend(k, &answered));
+  }
   EXPECT_THAT(st.groups(), ElementsAre(ElementsAre("a")));
   st.Answer(0);
   EXPECT_THAT(st.groups(),
@@ -223,7 +222,8 @@ TEST(SendSequencerTest, ConcurrentStreamsKeepEachPairsOrder) {
       }
     });
   }
-  std::atomic<int> answered{0};
+  int answered = 0;  // guarded by mu
+  std::condition_variable all_answered;
   std::vector<std::thread> streams;
   for (int st = 1; st <= kStreams; ++st) {
     streams.emplace_back([&, st] {
@@ -232,24 +232,24 @@ TEST(SendSequencerTest, ConcurrentStreamsKeepEachPairsOrder) {
         s.item.set_origin_stream_id(st);
         s.item.set_chat_id(i % kChats);
         s.item.set_message_id(i);
-        s.done = [&answered](absl::StatusOr<::parley::v1::Message>) {
-          answered.fetch_add(1);
+        s.done = [&](absl::StatusOr<::parley::v1::Message>) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (++answered == kStreams * kSends) all_answered.notify_all();
         };
         seq.Submit(st, i % kChats, std::move(s));
       }
     });
   }
   for (auto& t : streams) t.join();
-  for (int i = 0; i < 2000 && answered.load() < kStreams * kSends; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
   {
-    std::lock_guard<std::mutex> lock(mu);
+    std::unique_lock<std::mutex> lock(mu);
+    all_answered.wait_for(lock, std::chrono::seconds(30),
+                          [&] { return answered == kStreams * kSends; });
     stop = true;
   }
   cv.notify_all();
   for (auto& t : answerers) t.join();
-  EXPECT_EQ(answered.load(), kStreams * kSends);
+  EXPECT_EQ(answered, kStreams * kSends);
   EXPECT_EQ(seq.active(), 0u);
   EXPECT_EQ(overlaps, 0) << "a group started before its pair's last answer";
   ASSERT_EQ(started.size(), static_cast<size_t>(kStreams * kChats));
