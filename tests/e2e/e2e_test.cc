@@ -235,16 +235,7 @@ TEST_F(E2eTest, MessageArrivesOnRecipientsStream) {
   EXPECT_TRUE(as->WaitForEvent(chat.chat_id(), 1).has_value());
 }
 
-// A send frame on the Connect stream, and its result frame.
-v1::ClientFrame SendFrame(const std::string& chat_id, const std::string& cmid,
-                          const std::string& text) {
-  v1::ClientFrame f;
-  f.mutable_send()->set_chat_id(chat_id);
-  f.mutable_send()->set_client_message_id(cmid);
-  f.mutable_send()->set_text(text);
-  return f;
-}
-
+// The result frame of a send frame (SendFrame).
 std::optional<v1::SendResult> WaitForResult(LiveStream* s,
                                             const std::string& cmid) {
   auto f = s->WaitFor([&](const v1::ServerFrame& f) {

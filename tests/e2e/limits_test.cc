@@ -212,11 +212,8 @@ TEST_F(LimitsTest, StreamSendsShareTheSendRateLimit) {
   // Burst 3: three sends pass, the fourth is refused on the stream with the
   // delay, and the stream stays open.
   for (int i = 0; i < 4; ++i) {
-    v1::ClientFrame f;
-    f.mutable_send()->set_chat_id(chat.chat_id());
-    f.mutable_send()->set_client_message_id(absl::StrCat("rl-", i));
-    f.mutable_send()->set_text("hi");
-    ASSERT_TRUE(stream->Write(f));
+    ASSERT_TRUE(
+        stream->Write(SendFrame(chat.chat_id(), absl::StrCat("rl-", i), "hi")));
     auto r = stream->WaitFor([&](const v1::ServerFrame& f) {
       return f.has_send_result() &&
              f.send_result().client_message_id() == absl::StrCat("rl-", i);
@@ -247,11 +244,8 @@ TEST_F(LimitsTest, SendsOverTheGatewayBudgetAreShedAtOnce) {
   ASSERT_NE(stream, nullptr);
   constexpr int kSends = 30;
   for (int i = 0; i < kSends; ++i) {
-    v1::ClientFrame f;
-    f.mutable_send()->set_chat_id(chat.chat_id());
-    f.mutable_send()->set_client_message_id(absl::StrCat("shed-", i));
-    f.mutable_send()->set_text("hi");
-    ASSERT_TRUE(stream->Write(f));
+    ASSERT_TRUE(stream->Write(
+        SendFrame(chat.chat_id(), absl::StrCat("shed-", i), "hi")));
   }
   int stored = 0, shed = 0, answered = 0;
   ASSERT_TRUE(stream

@@ -128,11 +128,8 @@ TEST_F(ResilienceTest, StreamSendsOutliveAMessageInstanceInSendOrder) {
   constexpr int kSends = 30;  // 90 sends: within the write burst of 200
   for (int i = 0; i < kSends; ++i) {
     for (size_t c = 0; c < chats.size(); ++c) {
-      v1::ClientFrame f;
-      f.mutable_send()->set_chat_id(chats[c].chat_id());
-      f.mutable_send()->set_client_message_id(absl::StrCat(c, "-", i));
-      f.mutable_send()->set_text(absl::StrCat("m", i));
-      ASSERT_TRUE(as->Write(f));
+      ASSERT_TRUE(as->Write(SendFrame(
+          chats[c].chat_id(), absl::StrCat(c, "-", i), absl::StrCat("m", i))));
     }
   }
   std::map<std::string, v1::SendResult> results;

@@ -16,6 +16,15 @@ std::string UniqueName(const std::string& prefix) {
   return absl::StrCat(prefix.substr(0, 12), "_", run, "_", counter++);
 }
 
+v1::ClientFrame SendFrame(const std::string& chat_id, const std::string& cmid,
+                          const std::string& text) {
+  v1::ClientFrame f;
+  f.mutable_send()->set_chat_id(chat_id);
+  f.mutable_send()->set_client_message_id(cmid);
+  f.mutable_send()->set_text(text);
+  return f;
+}
+
 std::string Sha256Hex(const std::string& data) {
   unsigned char digest[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()),

@@ -39,6 +39,10 @@ std::string UniqueName(const std::string& prefix);
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(const std::string& data);
 
+// A Connect stream's send frame: `text` to `chat_id`, keyed `cmid`.
+v1::ClientFrame SendFrame(const std::string& chat_id, const std::string& cmid,
+                          const std::string& text);
+
 class Api {
  public:
   // `creds` secure the channel (default: plaintext).
