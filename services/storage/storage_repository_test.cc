@@ -475,6 +475,28 @@ TEST_F(StorageTest, MigrationsApplyFromEmptyOnceEvenConcurrently) {
                   .ok());
   EXPECT_EQ(columns, 1);
   EXPECT_EQ(indexes, 1);  // the new one, the old one dropped
+  // 0005: messages and chat_events reference nothing; the rows that
+  // reference messages keep their keys.
+  int64_t message_keys = -1;
+  int64_t keys_to_messages = -1;
+  ASSERT_TRUE(pool.Transact([&](pqxx::work& tx) {
+                    const char* kKeys =
+                        "SELECT count(*) FROM pg_constraint WHERE contype = "
+                        "'f' AND ";
+                    message_keys =
+                        tx.exec1(absl::StrCat(kKeys,
+                                              "conrelid IN ('messages'::"
+                                              "regclass, 'chat_events'::"
+                                              "regclass)"))[0]
+                            .as<int64_t>();
+                    keys_to_messages = tx.exec1(absl::StrCat(
+                        kKeys, "confrelid = 'messages'::regclass"))[0]
+                                           .as<int64_t>();
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_EQ(message_keys, 0);
+  EXPECT_EQ(keys_to_messages, 2);  // message_edits and reactions
 }
 
 // --------------------------------------------------------- users and tokens
@@ -890,6 +912,14 @@ TEST_F(StorageTest, AppendMessagesAnswersEachRequestOnItsOwn) {
   auto chat_now = GetChat(a, group);
   ASSERT_TRUE(chat_now.ok());
   EXPECT_EQ(chat_now->last_seq(), 3u);
+  // No foreign key guards these rows (0005): the rejected sends left none.
+  EXPECT_EQ(SqlInt("SELECT count(*) FROM messages WHERE chat_id = 987654321 "
+                   "OR sender_id = " +
+                   std::to_string(outsider)),
+            0);
+  EXPECT_EQ(SqlInt("SELECT count(*) FROM chat_events WHERE chat_id = "
+                   "987654321"),
+            0);
 
   // A later retry of a batched message is answered with the original.
   auto again = repo().AppendMessage(reqs[3]);
