@@ -63,7 +63,7 @@ ABSL_FLAG(int, max_inflight_sends, 1024,
           "Sends this gateway has in flight at once, all users together; "
           "beyond it a send is refused with RESOURCE_EXHAUSTED and a retry "
           "delay. 0: no limit.");
-ABSL_FLAG(int, send_calls, 4,
+ABSL_FLAG(int, send_calls, 2,
           "SendMessages calls in flight per message instance; sends "
           "arriving meanwhile share the next call. 0 sends each message in "
           "its own SendMessage call.");

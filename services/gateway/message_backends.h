@@ -4,7 +4,7 @@
 // Sends to one instance share SendMessages calls (see CallBatcher).
 //
 //   MessageBackends backends({"10.0.0.5:50052", "10.0.0.6:50052"}, tls,
-//                            &registry, {.send_calls = 4});
+//                            &registry, {.send_calls = 2});
 //   backends.Start();
 //   auto* stub = backends.ForChat(chat_id);
 //   backends.SendAll(chat_id, {{std::move(append), [](auto m) { ... }}},
@@ -33,7 +33,7 @@ namespace parley::gateway {
 struct SendBatchOptions {
   // SendMessages calls in flight per instance; sends arriving meanwhile
   // share the next call. 0: one SendMessage call per send.
-  int send_calls = 4;
+  int send_calls = 2;
   // Most sends one call carries (at most kMaxBatchRequests).
   size_t max_batch = 256;
 };

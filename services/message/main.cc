@@ -34,7 +34,7 @@ ABSL_FLAG(int64_t, max_text_bytes, 16 * 1024,
 ABSL_FLAG(bool, batch_fanout, true,
           "Share one route lookup among the events waiting for one; false "
           "looks up every event on its own.");
-ABSL_FLAG(int, append_calls, 4,
+ABSL_FLAG(int, append_calls, 2,
           "AppendMessages calls to storage in flight at once; sends arriving "
           "meanwhile share the next call. 0 sends each message in its own "
           "AppendMessage call.");

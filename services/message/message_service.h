@@ -44,7 +44,7 @@ struct MessageServiceOptions {
   FanoutBatcherOptions fanout;
   // AppendMessages calls to storage in flight at once; sends arriving
   // meanwhile share the next call. 0: one AppendMessage call per send.
-  int append_calls = 4;
+  int append_calls = 2;
   // Most sends one AppendMessages call carries (storage takes 1,024).
   size_t append_batch = 256;
   // Longest a chat's event waits for the seqs before it (results of batch
