@@ -30,24 +30,16 @@ MessageBackends::MessageBackends(const std::vector<std::string>& addresses,
         },
         registry);
     if (send_options.send_calls > 0) {
-      using Async = internal::MessageService::StubInterface::async_interface;
-      Async* async =
-          static_cast<internal::MessageService::StubInterface*>(stub)->async();
       inst->sends = std::make_unique<SendBatcher>(
           SendBatcher::Options{
               .max_in_flight = send_options.send_calls,
               .max_batch = std::clamp<size_t>(send_options.max_batch, 1,
                                               kMaxBatchRequests)},
-          [async](std::vector<internal::AppendMessageRequest> sends,
-                  std::chrono::milliseconds timeout,
-                  SendBatcher::Finish finish) {
-            CallBatch(
-                async, &Async::SendMessages, &Async::SendMessage,
-                std::move(sends), timeout,
-                [](internal::SendOutcome* o) {
-                  return std::move(*o->mutable_message());
-                },
-                std::move(finish));
+          [stub](std::vector<internal::AppendMessageRequest> sends,
+                 std::chrono::milliseconds timeout,
+                 SendBatcher::Finish finish) {
+            SendMessagesCall(stub, std::move(sends), timeout,
+                             std::move(finish));
           });
     }
     instances_.push_back(std::move(inst));
@@ -136,10 +128,6 @@ void MessageBackends::SendAll(int64_t chat_id, std::vector<SendEntry> sends,
     return;
   }
   // Unbatched: still one call for the group.
-  using Async = internal::MessageService::StubInterface::async_interface;
-  Async* async =
-      static_cast<internal::MessageService::StubInterface*>(inst->stub.get())
-          ->async();
   std::vector<internal::AppendMessageRequest> requests;
   auto dones = std::make_shared<std::vector<SendDone>>();
   requests.reserve(sends.size());
@@ -148,14 +136,24 @@ void MessageBackends::SendAll(int64_t chat_id, std::vector<SendEntry> sends,
     requests.push_back(std::move(e.item));
     dones->push_back(std::move(e.done));
   }
-  CallBatch(
-      async, &Async::SendMessages, &Async::SendMessage, std::move(requests),
-      timeout,
-      [](internal::SendOutcome* o) { return std::move(*o->mutable_message()); },
+  SendMessagesCall(
+      inst->stub.get(), std::move(requests), timeout,
       [dones](absl::StatusOr<std::vector<absl::StatusOr<::parley::v1::Message>>>
                   results) {
         SendBatcher::AnswerEach(std::move(results), *dones);
       });
+}
+
+void MessageBackends::SendMessagesCall(
+    internal::MessageService::StubInterface* stub,
+    std::vector<internal::AppendMessageRequest> sends,
+    std::chrono::milliseconds timeout, SendBatcher::Finish finish) {
+  using Async = internal::MessageService::StubInterface::async_interface;
+  CallBatch(
+      stub->async(), &Async::SendMessages, &Async::SendMessage,
+      std::move(sends), timeout,
+      [](internal::SendOutcome* o) { return std::move(*o->mutable_message()); },
+      std::move(finish));
 }
 
 }  // namespace parley::gateway

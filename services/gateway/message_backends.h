@@ -57,9 +57,10 @@ class MessageBackends {
   // `attempt` > 0 picks the next healthy one, for a retry.
   ::parley::internal::v1::MessageService::StubInterface* ForChat(
       int64_t chat_id, int attempt = 0);
+  using SendBatcher = CallBatcher<::parley::internal::v1::AppendMessageRequest,
+                                  ::parley::v1::Message>;
   // One send of a SendAll group: `item` and its `done`.
-  using SendEntry = CallBatcher<::parley::internal::v1::AppendMessageRequest,
-                                ::parley::v1::Message>::Entry;
+  using SendEntry = SendBatcher::Entry;
   // Sends `sends`, all to `chat_id`, through the instance ForChat(chat_id)
   // picks, as one group that stays in one SendMessages call (shared with
   // the other sends in flight to it) and, below it, in one storage
@@ -73,8 +74,6 @@ class MessageBackends {
   int live_subscriptions() const;
 
  private:
-  using SendBatcher = CallBatcher<::parley::internal::v1::AppendMessageRequest,
-                                  ::parley::v1::Message>;
   struct Instance {
     std::string address;
     std::shared_ptr<grpc::Channel> channel;
@@ -84,6 +83,13 @@ class MessageBackends {
     std::unique_ptr<SendBatcher> sends;
   };
   Instance* InstanceForChat(int64_t chat_id, int attempt);
+  // One SendMessages call carrying `sends` (CallBatch falls back to a
+  // SendMessage call per send on an instance without it): the call behind
+  // batched and unbatched sends alike.
+  static void SendMessagesCall(
+      ::parley::internal::v1::MessageService::StubInterface* stub,
+      std::vector<::parley::internal::v1::AppendMessageRequest> sends,
+      std::chrono::milliseconds timeout, SendBatcher::Finish finish);
   std::vector<std::unique_ptr<Instance>> instances_;
 };
 
