@@ -165,6 +165,7 @@ TEST(SendSequencerTest, AGroupAnsweredInlineStartsTheNextInline) {
   ASSERT_EQ(answered.size(), 3u);
   EXPECT_EQ(answered[0], "a");
   EXPECT_THAT(answered[1], ::testing::StartsWith("b:UNAVAILABLE"));
+  EXPECT_THAT(answered[2], ::testing::StartsWith("c:UNAVAILABLE"));
   EXPECT_EQ(seq.active(), 0u);
   // The pair starts afresh.
   seq.Submit(1, 10, MakeSend("d", &answered));

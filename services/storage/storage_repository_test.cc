@@ -913,9 +913,9 @@ TEST_F(StorageTest, AppendMessagesAnswersEachRequestOnItsOwn) {
   ASSERT_TRUE(chat_now.ok());
   EXPECT_EQ(chat_now->last_seq(), 3u);
   // No foreign key guards these rows (0005): the rejected sends left none.
-  EXPECT_EQ(SqlInt("SELECT count(*) FROM messages WHERE chat_id = 987654321 "
-                   "OR sender_id = " +
-                   std::to_string(outsider)),
+  EXPECT_EQ(SqlInt(absl::StrCat("SELECT count(*) FROM messages WHERE chat_id "
+                                "= 987654321 OR sender_id = ",
+                                outsider)),
             0);
   EXPECT_EQ(SqlInt("SELECT count(*) FROM chat_events WHERE chat_id = "
                    "987654321"),
