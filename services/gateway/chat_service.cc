@@ -296,7 +296,9 @@ void ChatServiceImpl::Send(
   }
   const int64_t chat_id = *chat;
   if (stream_id != 0) {
-    // Stored in the order the stream read them (see SendSequencer).
+    // Stored in the order the stream read them (see SendSequencer). A
+    // stream send has no deadline of its own: its group takes
+    // backend_timeout when it starts, which may be after a wait.
     sequencer_.Submit(stream_id, chat_id, {std::move(r), std::move(done)});
     return;
   }
