@@ -34,12 +34,28 @@
 
 namespace parley {
 
+// How many items of `queue` (items with a `follows` flag: not the first of
+// those submitted together) the next batch takes: up to `max_batch`, but
+// never some of a run submitted together. A batch that would end inside a
+// run ends before it; a run that opens the batch is taken whole, however
+// long.
+template <typename Queue>
+size_t BatchEnd(const Queue& queue, size_t max_batch) {
+  size_t n = std::min(queue.size(), max_batch);
+  if (n == queue.size() || !queue[n].follows) return n;
+  size_t start = n;
+  while (start > 0 && queue[start].follows) --start;
+  if (start > 0) return start;
+  while (n < queue.size() && queue[n].follows) ++n;
+  return n;
+}
+
 template <typename Item, typename Result>
 class CallBatcher {
  public:
   struct Options {
     int max_in_flight = 4;
-    // Most items in one batch call.
+    // Most items in one batch call, but for a larger SubmitAll.
     size_t max_batch = 256;
     // Items waiting for a batch; beyond it Submit refuses at once.
     size_t max_waiting = 20000;
@@ -72,12 +88,13 @@ class CallBatcher {
   }
 
   // Submits `entries` together: they leave in the same batch call, in
-  // their order (a batch that would split them ends before them instead),
-  // unless there are more than `max_batch`. Items that arrived in one batch
-  // of the caller's own thus stay one, the caller's answer, which waits
-  // for all of them, waits for no straggler left behind for the next call,
-  // and the receiver sees them in the caller's order even while several
-  // calls run at once.
+  // their order. A batch that would split them ends before them instead,
+  // and more than `max_batch` of them leave as one call of their own, so
+  // the caller keeps `entries` within what the receiver takes in one call.
+  // Items that arrived in one batch of the caller's own thus stay one, the
+  // caller's answer, which waits for all of them, waits for no straggler
+  // left behind for the next call, and the receiver sees them in the
+  // caller's order even while several calls run at once.
   void SubmitAll(std::vector<Entry> entries,
                  std::chrono::system_clock::time_point deadline) {
     Enqueue(absl::MakeSpan(entries), deadline);
@@ -166,14 +183,7 @@ class CallBatcher {
         --in_flight_;
         return;
       }
-      size_t n = std::min(waiting_.size(), options_.max_batch);
-      if (n < waiting_.size() && waiting_[n].follows) {
-        // The batch would end inside a SubmitAll: end it before that one,
-        // unless the SubmitAll alone is larger than a batch.
-        size_t start = n;
-        while (start > 0 && waiting_[start].follows) --start;
-        if (start > 0) n = start;
-      }
+      const size_t n = BatchEnd(waiting_, options_.max_batch);
       items.reserve(n);
       dones->reserve(n);
       for (size_t i = 0; i < n; ++i) {

@@ -45,8 +45,9 @@ class SendSequencer {
   using Start = std::function<void(int64_t chat_id, std::vector<Send> group)>;
 
   struct Options {
-    // Most sends in one group; the rest wait for the next. Keep it within
-    // every hop's batch size, or a group is split over parallel calls.
+    // Most sends in one group; the rest wait for the next. The hops below
+    // keep a group whole even past their batch sizes, so this bounds how
+    // large their calls and transactions get.
     size_t max_group = 64;
   };
 

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "common/call_batcher.h"
 
 namespace parley::storage {
 
@@ -59,9 +60,11 @@ void AppendBatcher::Enqueue(Lane* lane, absl::Span<Entry> entries,
   std::vector<Done> refused;
   {
     std::lock_guard<std::mutex> lock(lane->mu);
+    bool first = true;
     for (Entry& e : entries) {
       if (lane->queue.size() < options_.max_queue) {
-        lane->queue.push_back(Item{e.req, deadline, std::move(e.done)});
+        lane->queue.push_back(Item{e.req, deadline, std::move(e.done), !first});
+        first = false;
       } else {
         refused.push_back(std::move(e.done));
       }
@@ -99,7 +102,7 @@ void AppendBatcher::Drain(Lane* lane) {
         lane->idle.notify_all();
         return;
       }
-      const size_t take = std::min(options_.max_batch, lane->queue.size());
+      const size_t take = BatchEnd(lane->queue, options_.max_batch);
       batch.reserve(take);
       for (size_t i = 0; i < take; ++i) {
         batch.push_back(std::move(lane->queue.front()));

@@ -34,7 +34,7 @@ namespace parley::storage {
 struct AppendBatcherOptions {
   // Independent transaction streams; chats are spread over them by id.
   int lanes = 1;
-  // Most messages one transaction appends.
+  // Most messages one transaction appends, but for a larger SubmitAll.
   size_t max_batch = 256;
   // Most sends waiting per lane; beyond it Submit refuses (UNAVAILABLE).
   size_t max_queue = 20000;
@@ -68,7 +68,9 @@ class AppendBatcher {
   };
   // Submits `entries` as Submit does, but together: a lane's drain cannot
   // start on the first of them and leave the rest for its next
-  // transaction, so sends that arrived in one call commit in one.
+  // transaction, and a transaction never splits them, even past
+  // `max_batch`, so sends that arrived in one call (on each lane) commit
+  // in one.
   void SubmitAll(std::vector<Entry> entries,
                  std::chrono::system_clock::time_point deadline);
 
@@ -77,6 +79,8 @@ class AppendBatcher {
     const ::parley::internal::v1::AppendMessageRequest* req;
     std::chrono::system_clock::time_point deadline;
     Done done;
+    // Not the first of the SubmitAll it came in (on this lane).
+    bool follows = false;
   };
   struct Lane {
     std::mutex mu;

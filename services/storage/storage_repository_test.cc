@@ -981,10 +981,11 @@ TEST_F(StorageTest, SendsSubmittedTogetherCommitInOneTransaction) {
   const int64_t c = NewUser();
   const int64_t chat1 = NewDirect(a, b);
   const int64_t chat2 = NewDirect(a, c);
-  // Enough that a drain starting on the first would not find the last.
+  // Enough that a drain starting on the first would not find the last,
+  // and far more than one transaction takes from separate submits.
   constexpr int kSends = 400;
   ThreadPool workers("append-test", 2, 100);
-  AppendBatcher batcher(&repo(), &workers, {.lanes = 1, .max_batch = 1024});
+  AppendBatcher batcher(&repo(), &workers, {.lanes = 1, .max_batch = 16});
   std::vector<iv1::AppendMessageRequest> reqs;
   for (int i = 0; i < kSends; ++i) {
     reqs.push_back(MessageRequest(i % 2 ? chat2 : chat1, a,

@@ -346,41 +346,37 @@ TEST_F(E2eTest, SendOnTheStreamReportsErrorsLikeTheCall) {
   EXPECT_EQ(r->message().seq(), 1u);
 }
 
-TEST_F(E2eTest, BurstOfStreamSendsIsStoredAndDeliveredInSendOrder) {
-  // More sends than the gateway keeps in flight per stream (64): reading
-  // pauses and resumes, and nothing is lost or reordered.
-  constexpr int kSends = 150;  // within the default burst of 200
-  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
-  auto as = Connect(a);
-  auto bs = Connect(b, /*gateway=*/1);
-  ASSERT_TRUE(as && bs);
-  v1::Chat chat = api_->Direct(a, b);
-  for (int i = 0; i < kSends; ++i) {
-    ASSERT_TRUE(as->Write(SendFrame(chat.chat_id(), absl::StrCat("burst-", i),
-                                    absl::StrCat("m", i))));
+// Writes `sends` send frames to `chat_id` on `from` at once and checks
+// that they were stored in the order they were sent and that `to` got each
+// seq exactly once, in seq order.
+void ExpectBurstKeepsSendOrder(LiveStream* from, LiveStream* to,
+                               const std::string& chat_id, int sends) {
+  for (int i = 0; i < sends; ++i) {
+    ASSERT_TRUE(from->Write(
+        SendFrame(chat_id, absl::StrCat("burst-", i), absl::StrCat("m", i))));
   }
   // Results may come in any order: collect them all.
   std::map<std::string, v1::SendResult> results;
-  ASSERT_TRUE(as->WaitFor(
-                    [&](const v1::ServerFrame& f) {
-                      if (f.has_send_result()) {
-                        results[f.send_result().client_message_id()] =
-                            f.send_result();
-                      }
-                      return results.size() == static_cast<size_t>(kSends);
-                    },
-                    std::chrono::seconds(30))
+  ASSERT_TRUE(from->WaitFor(
+                      [&](const v1::ServerFrame& f) {
+                        if (f.has_send_result()) {
+                          results[f.send_result().client_message_id()] =
+                              f.send_result();
+                        }
+                        return results.size() == static_cast<size_t>(sends);
+                      },
+                      std::chrono::seconds(30))
                   .has_value())
-      << results.size() << " of " << kSends << " answered";
+      << results.size() << " of " << sends << " answered";
   std::set<uint64_t> seqs;
   for (const auto& [cmid, r] : results) {
     ASSERT_EQ(r.code(), 0) << cmid << ": " << r.error_message();
     seqs.insert(r.message().seq());
   }
-  ASSERT_EQ(seqs.size(), static_cast<size_t>(kSends));
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(sends));
   // Stored in the order they were sent, although they left in several
   // batch calls.
-  for (int i = 0; i < kSends; ++i) {
+  for (int i = 0; i < sends; ++i) {
     EXPECT_EQ(results[absl::StrCat("burst-", i)].message().seq(),
               static_cast<uint64_t>(i + 1))
         << "send " << i;
@@ -390,27 +386,39 @@ TEST_F(E2eTest, BurstOfStreamSendsIsStoredAndDeliveredInSendOrder) {
   // any order.
   std::map<uint64_t, int> got;
   std::vector<uint64_t> order;
-  ASSERT_TRUE(bs->WaitFor(
+  ASSERT_TRUE(to->WaitFor(
                     [&](const v1::ServerFrame& f) {
                       if (f.has_chat_event() &&
-                          f.chat_event().chat_id() == chat.chat_id()) {
+                          f.chat_event().chat_id() == chat_id) {
                         got[f.chat_event().seq()] = 1;
                         order.push_back(f.chat_event().seq());
                       }
-                      return got.size() == static_cast<size_t>(kSends);
+                      return got.size() == static_cast<size_t>(sends);
                     },
                     std::chrono::seconds(30))
                   .has_value())
-      << got.size() << " of " << kSends << " delivered";
+      << got.size() << " of " << sends << " delivered";
   for (size_t i = 1; i < order.size(); ++i) {
     ASSERT_EQ(order[i], order[i - 1] + 1)
         << "seq " << order[i] << " came right after seq " << order[i - 1];
   }
-  ASSERT_TRUE(bs->Sync());
-  for (const v1::ServerFrame& f : bs->Drain()) {
+  ASSERT_TRUE(to->Sync());
+  for (const v1::ServerFrame& f : to->Drain()) {
     EXPECT_FALSE(f.has_chat_event())
         << "extra event seq " << f.chat_event().seq();
   }
+}
+
+TEST_F(E2eTest, BurstOfStreamSendsIsStoredAndDeliveredInSendOrder) {
+  // More sends than the gateway keeps in flight per stream (64): reading
+  // pauses and resumes, and nothing is lost or reordered.
+  constexpr int kSends = 150;  // within the default burst of 200
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");
+  auto as = Connect(a);
+  auto bs = Connect(b, /*gateway=*/1);
+  ASSERT_TRUE(as && bs);
+  v1::Chat chat = api_->Direct(a, b);
+  ExpectBurstKeepsSendOrder(as.get(), bs.get(), chat.chat_id(), kSends);
 }
 
 TEST_F(E2eTest, DeliveryCrossesGateways) {
@@ -917,6 +925,31 @@ TEST_F(E2eTest, MessageServiceAnswersEachSendOfABatchOnItsOwn) {
   v1::Message next;
   ASSERT_TRUE(api_->TrySend(a, chat.chat_id(), "three", &next).ok());
   EXPECT_EQ(next.seq(), 3u);
+}
+
+// Batches far smaller than a stream's group of sends, with several calls in
+// flight on each hop: the hops must still keep each group whole.
+class SmallBatchE2eTest : public testing::SharedClusterTest {
+ protected:
+  static void SetUpTestSuite() {
+    StartCluster({.extra_flags = {
+                      {"message0",
+                       {"--append_batch=2", "--append_calls=4",
+                        "--event_order_hold_ms=5000"}},
+                      {"storage", {"--append_max_batch=2"}},
+                  }});
+  }
+};
+
+TEST_F(SmallBatchE2eTest, BurstOfStreamSendsKeepsSendOrder) {
+  ASSERT_NE(cluster_, nullptr);
+  Api api(cluster_->gateway_address(0));
+  TestUser a = api.NewUser("a"), b = api.NewUser("b");
+  auto as = LiveStream::Open(cluster_->gateway_address(0), a.token);
+  auto bs = LiveStream::Open(cluster_->gateway_address(0), b.token);
+  ASSERT_TRUE(as && bs);
+  v1::Chat chat = api.Direct(a, b);
+  ExpectBurstKeepsSendOrder(as.get(), bs.get(), chat.chat_id(), 150);
 }
 
 }  // namespace
