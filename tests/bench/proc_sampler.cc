@@ -9,6 +9,8 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -148,6 +150,35 @@ absl::StatusOr<std::vector<WatchTarget>> ParseWatchList(
 int64_t ProcessRssKib(pid_t pid) {
   ProcStat st;
   return ReadStat(pid, &st) ? st.rss_kib : -1;
+}
+
+absl::StatusOr<ProcCounters> ReadProcCounters(pid_t pid) {
+  ProcStat st;
+  if (!ReadStat(pid, &st)) {
+    return absl::NotFoundError(absl::StrCat("no process ", pid));
+  }
+  static const double ticks_per_s = static_cast<double>(sysconf(_SC_CLK_TCK));
+  ProcCounters c;
+  c.cpu_seconds = static_cast<double>(st.ticks) / ticks_per_s;
+  const std::string dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return absl::NotFoundError(absl::StrCat("no ", dir));
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string status =
+        ReadSmallFile(absl::StrCat(dir, "/", e->d_name, "/status"));
+    for (absl::string_view line : absl::StrSplit(status, '\n')) {
+      if (absl::ConsumePrefix(&line, "voluntary_ctxt_switches:") ||
+          absl::ConsumePrefix(&line, "nonvoluntary_ctxt_switches:")) {
+        int64_t n = 0;
+        if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &n)) {
+          c.context_switches += n;
+        }
+      }
+    }
+  }
+  closedir(d);
+  return c;
 }
 
 ProcSampler::ProcSampler(std::vector<WatchTarget> targets,

@@ -45,6 +45,15 @@ absl::StatusOr<std::vector<WatchTarget>> ParseWatchList(
 // Resident set of one process in KiB; -1 when it cannot be read.
 int64_t ProcessRssKib(pid_t pid);
 
+// What one process has used so far: CPU time of all its threads, and their
+// context switches, voluntary and not (threads that have ended no longer
+// count).
+struct ProcCounters {
+  double cpu_seconds = 0;
+  int64_t context_switches = 0;
+};
+absl::StatusOr<ProcCounters> ReadProcCounters(pid_t pid);
+
 struct ProcUsage {
   std::string name;
   double cpu_percent = 0;  // of one core, over the sampled window

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <fstream>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,18 @@
 
 namespace parley::e2e {
 namespace {
+
+// The last line of file `path` that starts with `prefix` (a benchmark's
+// JSON summary); empty when there is none.
+std::string LastLineStartingWith(const std::string& path,
+                                 const std::string& prefix) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) last = line;
+  }
+  return last;
+}
 
 class BenchTest : public testing::SharedClusterTest {
  protected:
@@ -44,11 +57,7 @@ class BenchTest : public testing::SharedClusterTest {
                                      "5"};
     argv.insert(argv.end(), args.begin(), args.end());
     const int code = testing::RunCommand(argv, log);
-    std::ifstream in(log);
-    std::string line, summary;
-    while (std::getline(in, line)) {
-      if (line.rfind("{\"scenario\":", 0) == 0) summary = line;
-    }
+    const std::string summary = LastLineStartingWith(log, "{\"scenario\":");
     EXPECT_EQ(code, 0) << "parley-bench failed; see " << log;
     EXPECT_FALSE(summary.empty()) << "no JSON summary in " << log;
     if (code == 0) testing::RemoveTree(dir);
@@ -97,6 +106,43 @@ TEST_F(BenchTest, ConnectionsRunHoldsEveryStream) {
       {"--scenario", "connections", "--clients", "300", "--duration", "1"});
   EXPECT_EQ(Int(json, "held"), 300) << json;
   EXPECT_EQ(Int(json, "errors"), 0) << json;
+}
+
+// parley-threading-bench runs its own server process: a short run of each
+// API must answer every ping of its window and read the server's counters.
+TEST(ThreadingBenchTest, EveryPingIsAnsweredOnEachApi) {
+  const std::string dir = testing::MakeTempDir("parley-threading-bench-test");
+  const std::string log = dir + "/bench.log";
+  const int code = testing::RunCommand(
+      {testing::BinDir() + "/parley-threading-bench", "--rate", "2000",
+       "--duration", "0.5", "--warmup", "0.2", "--streams", "20", "--channels",
+       "4", "--json"},
+      log);
+  const std::string summary = LastLineStartingWith(log, "{\"rate\":");
+  ASSERT_EQ(code, 0) << "parley-threading-bench failed; see " << log;
+  ASSERT_FALSE(summary.empty()) << "no JSON summary in " << log;
+  // One result per API: the callback API, then 1 and 2 queue threads.
+  const std::regex result(
+      "\\{\"api\":\"(\\w+)\",\"cq_threads\":(\\d+),\"sent\":(\\d+),"
+      "\"answered\":(\\d+),\"server_cpu_percent\":([0-9.]+)");
+  std::vector<std::string> apis;
+  for (std::sregex_iterator it(summary.begin(), summary.end(), result), end;
+       it != end; ++it) {
+    const std::smatch& m = *it;
+    apis.push_back(m[1].str() + m[2].str());
+    int64_t sent = 0, answered = 0;
+    double cpu = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(m[3].str(), &sent));
+    ASSERT_TRUE(absl::SimpleAtoi(m[4].str(), &answered));
+    ASSERT_TRUE(absl::SimpleAtod(m[5].str(), &cpu));
+    // 2,000/s for 0.5 s.
+    EXPECT_EQ(sent, 1000) << summary;
+    EXPECT_EQ(answered, sent) << summary;
+    EXPECT_GT(cpu, 0) << summary;
+  }
+  EXPECT_EQ(apis, (std::vector<std::string>{"callback0", "cq1", "cq2"}))
+      << summary;
+  testing::RemoveTree(dir);
 }
 
 }  // namespace
