@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
@@ -137,11 +137,11 @@ class QueueStream {
   void On(Tag::Kind kind, bool ok) {
     switch (kind) {
       case Tag::kNew:
-        new QueueStream(service_, cq_);  // the next call's request
-        if (!ok) {
+        if (!ok) {  // the server is shutting down
           delete this;
           return;
         }
+        new QueueStream(service_, cq_);  // the next call's request
         Read();
         return;
       case Tag::kRead:
@@ -270,12 +270,12 @@ class Pinger {
     v1::ClientFrame f;
     f.mutable_ping()->set_nonce(due_us);
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
+    if (stopping_ || reads_done_) return;  // the call is over
     pending_.push_back(std::move(f));
     if (started_ && !writing_) WriteLocked();
   }
 
-  // Cancels the call; Done() tells when nothing of it is outstanding.
+  // Cancels the call; its outstanding operations then complete.
   void Stop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -283,16 +283,23 @@ class Pinger {
     }
     ctx_.TryCancel();
   }
-  bool Done() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return reads_done_ && !writing_;
-  }
 
   // Runs on the completion queue's thread. `on_pong` gets each pong's
-  // nonce.
+  // nonce. True when this event left nothing of the call outstanding, which
+  // happens once per call.
   template <typename OnPong>
-  void On(Tag::Kind kind, bool ok, OnPong&& on_pong) {
+  bool On(Tag::Kind kind, bool ok, OnPong&& on_pong) {
     std::lock_guard<std::mutex> lock(mu_);
+    OnLocked(kind, ok, on_pong);
+    if (finished_ || !reads_done_ || writing_) return false;
+    finished_ = true;
+    return true;
+  }
+
+ private:
+  template <typename OnPong>
+  void OnLocked(Tag::Kind kind, bool ok, OnPong& on_pong)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     switch (kind) {
       case Tag::kStarted:
         started_ = ok;
@@ -318,7 +325,6 @@ class Pinger {
     }
   }
 
- private:
   void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     writing_ = true;
     out_ = std::move(pending_.front());
@@ -340,6 +346,7 @@ class Pinger {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;  // On() has said so
 };
 
 struct Result {
@@ -363,7 +370,11 @@ bool Spawn(const std::vector<std::string>& argv, pid_t* pid, int* out_fd) {
     args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   *pid = fork();
-  if (*pid < 0) return false;
+  if (*pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return false;
+  }
   if (*pid == 0) {
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
@@ -426,34 +437,34 @@ Result Measure(const Options& o, const std::string& self,
       pingers.push_back(
           std::make_unique<Pinger>(stubs[i % o.channels].get(), &cq));
     }
-    std::atomic<int64_t> window_start{INT64_MAX}, window_end{INT64_MAX};
-    std::atomic<int64_t> echoed{0};
-    std::mutex mu;
-    std::vector<double> latencies;
-    std::thread poller([&] {
-      void* tag;
-      bool ok;
-      while (cq.Next(&tag, &ok)) {
-        auto* t = static_cast<Pinger::Tag*>(tag);
-        t->pinger->On(t->kind, ok, [&](int64_t due_us) {
-          if (due_us < window_start.load() || due_us >= window_end.load()) {
-            return;
-          }
-          echoed.fetch_add(1);
-          std::lock_guard<std::mutex> lock(mu);
-          latencies.push_back(static_cast<double>(NowUs() - due_us));
-        });
-      }
-    });
-
     // Paced sends: every millisecond, those that have come due, in turn
-    // over the streams.
+    // over the streams; pongs of pings due in [measure_from, end) count.
     const int64_t start = NowUs();
     const int64_t measure_from = start + static_cast<int64_t>(o.warmup * 1e6);
     const int64_t end = measure_from + static_cast<int64_t>(o.duration * 1e6);
-    window_start = measure_from;
-    window_end = end;
+    std::mutex mu;
+    std::condition_variable answered;
+    std::vector<double> latencies;  // guarded by mu
+    std::thread poller([&] {
+      void* tag;
+      bool ok;
+      size_t finished = 0;
+      while (cq.Next(&tag, &ok)) {
+        auto* t = static_cast<Pinger::Tag*>(tag);
+        const bool last_event = t->pinger->On(t->kind, ok, [&](int64_t due_us) {
+          if (due_us < measure_from || due_us >= end) return;
+          std::lock_guard<std::mutex> lock(mu);
+          latencies.push_back(static_cast<double>(NowUs() - due_us));
+          answered.notify_all();
+        });
+        // Nothing can start an operation on a finished call, so once every
+        // call is finished the queue may shut down.
+        if (last_event && ++finished == pingers.size()) cq.Shutdown();
+      }
+    });
+
     absl::StatusOr<ProcCounters> before;
+    int64_t before_us = 0;
     int64_t sent = 0, sent_in_window = 0;
     size_t next = 0;
     // Sends the pings due by `until` (all of the run's at the end).
@@ -469,22 +480,30 @@ Result Measure(const Options& o, const std::string& self,
       }
     };
     for (int64_t now = NowUs(); now < end; now = NowUs()) {
-      if (!before.ok() && now >= measure_from) before = ReadProcCounters(child);
+      if (!before.ok() && now >= measure_from) {
+        before = ReadProcCounters(child);
+        before_us = NowUs();
+      }
       send_due(now);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     send_due(end);
     absl::StatusOr<ProcCounters> after = ReadProcCounters(child);
-    // Wait for the window's answers.
-    const auto give_up = Clock::now() + std::chrono::seconds(5);
-    while (echoed.load() < sent_in_window && Clock::now() < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    const int64_t after_us = NowUs();
     r.sent = sent_in_window;
-    r.echoed = echoed.load();
-    if (before.ok() && after.ok() && r.echoed > 0) {
+    {
+      // The window's answers, or what came of them in 5 s.
+      std::unique_lock<std::mutex> lock(mu);
+      answered.wait_for(lock, std::chrono::seconds(5), [&] {
+        return latencies.size() >= static_cast<size_t>(sent_in_window);
+      });
+      r.echoed = static_cast<int64_t>(latencies.size());
+      r.latency = Summarize(latencies);
+    }
+    if (before.ok() && after.ok() && r.echoed > 0 && after_us > before_us) {
       const double cpu = after->cpu_seconds - before->cpu_seconds;
-      r.server_cpu_percent = 100 * cpu / o.duration;
+      r.server_cpu_percent =
+          100 * cpu * 1e6 / static_cast<double>(after_us - before_us);
       r.cpu_us_per_echo = cpu * 1e6 / static_cast<double>(r.echoed);
       r.switches_per_echo = static_cast<double>(after->context_switches -
                                                 before->context_switches) /
@@ -492,20 +511,9 @@ Result Measure(const Options& o, const std::string& self,
     } else {
       r.error = "cannot read the server's counters";
     }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      r.latency = Summarize(latencies);
-    }
-    // Cancel every call and let what is outstanding complete before the
-    // queue shuts down.
+    // Cancel every call; the poller shuts the queue down once the last one
+    // has nothing outstanding, and returns.
     for (auto& p : pingers) p->Stop();
-    const auto stop_by = Clock::now() + std::chrono::seconds(5);
-    for (auto& p : pingers) {
-      while (!p->Done() && Clock::now() < stop_by) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-    }
-    cq.Shutdown();
     poller.join();
     pingers.clear();
   }

@@ -83,8 +83,6 @@ class BenchTest : public testing::SharedClusterTest {
     if (code == 0) testing::RemoveTree(dir);
     return summary;
   }
-
-  // The integer value of `"key":` in a flat JSON object.
 };
 
 TEST_F(BenchTest, DirectRunAccountsForEverySend) {
