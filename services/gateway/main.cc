@@ -239,16 +239,28 @@ int main(int argc, char** argv) {
 
   const int sig = parley::WaitForShutdownSignal();
   spdlog::info("signal {}: shutting down", sig);
+  // Each step's end is logged with the time since the signal, so that a
+  // slow shutdown says which step it waited in.
+  const auto signalled = std::chrono::steady_clock::now();
+  auto step_done = [&](const char* step) {
+    spdlog::info("shutdown: {} after {} ms", step,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - signalled)
+                     .count());
+  };
   stopping.store(true);
   readiness.join();  // uses the objects below; it may still be waiting
   health->SetServingStatus(false);
   registry.CloseAll(
       grpc::Status(grpc::StatusCode::UNAVAILABLE, "gateway is shutting down"));
   parley::ShutdownGracefully(server->server.get(), std::chrono::seconds(5));
+  step_done("server stopped");
   messages.Stop();
   presence_events.Stop();
+  step_done("subscriptions stopped");
   registry.Stop();
   hash_pool.Shutdown();  // hashes still queued answer through auth_service
+  step_done("registry and hashing stopped");
   // Calls to storage, presence and the message instances still in flight
   // call back into the objects above: end them (their callers are gone)
   // and let their callbacks finish before those objects go.
@@ -256,5 +268,6 @@ int main(int argc, char** argv) {
   if (!parley::WaitForAsyncCalls(std::chrono::seconds(10))) {
     spdlog::warn("calls to other services still running at exit");
   }
+  step_done("calls to other services ended");
   return 0;
 }
