@@ -9,8 +9,14 @@
 // /proc over the measured window. No database or other service takes part:
 // the figures are gRPC's and the kernel's alone.
 //
-//   parley-threading-bench              # callback, then 1 and 2 cq threads
+// The mixed servers serve Connect on one queue thread as well, beside an idle
+// service on another API: "cq+callback" beside gRPC's standard health service
+// (callback API in gRPC 1.51), "cq+sync" beside server reflection (sync API).
+// They show what a process converted only in part to completion queues pays.
+//
+//   parley-threading-bench              # callback, 1 and 2 cq threads, mixed
 //   parley-threading-bench --api cq --cq_threads 1 --rate 20000 --json
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -48,7 +54,7 @@ namespace v1 = ::parley::v1;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  std::string api = "all";  // callback, cq or all
+  std::string api = "all";  // callback, cq, mixed or all
   std::vector<int> cq_threads = {1, 2};
   double rate = 5000;
   double duration = 5;
@@ -202,8 +208,14 @@ class QueueStream {
        finishing_ = false;
 };
 
-// Serves until killed; prints "port N" on stdout once listening.
+// Serves until killed; prints "port N" on stdout once listening. `api` is
+// callback, cq, cq+callback or cq+sync.
 int Serve(const std::string& api, int cq_threads) {
+  // Both before the builder: it takes its plugins when constructed.
+  if (api == "cq+callback") grpc::EnableDefaultHealthCheckService(true);
+  if (api == "cq+sync") {
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  }
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -531,12 +543,14 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* serve) {
     const std::string& a = args.name();
     bool ok = true;
     if (a == "--serve") {
-      ok = args.Value("callback or cq", serve);
+      ok = args.Value("callback, cq, cq+callback or cq+sync", serve);
     } else if (a == "--api") {
-      ok = args.Value("callback, cq or all", &o->api);
-      if (ok && o->api != "callback" && o->api != "cq" && o->api != "all") {
-        std::fprintf(stderr,
-                     "error: INVALID_ARGUMENT: --api: callback, cq or all\n");
+      ok = args.Value("callback, cq, mixed or all", &o->api);
+      if (ok && o->api != "callback" && o->api != "cq" && o->api != "mixed" &&
+          o->api != "all") {
+        std::fprintf(
+            stderr,
+            "error: INVALID_ARGUMENT: --api: callback, cq, mixed or all\n");
         ok = false;
       }
     } else if (a == "--cq_threads") {
@@ -568,7 +582,7 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* serve) {
     } else {
       std::fprintf(
           stderr,
-          "usage: parley-threading-bench [--api callback|cq|all] "
+          "usage: parley-threading-bench [--api callback|cq|mixed|all] "
           "[--cq_threads 1,2] [--rate 5000] [--duration 5] [--warmup 1] "
           "[--streams 200] [--channels 64] [--json]\n");
       return false;
@@ -590,23 +604,30 @@ int Main(int argc, char** argv) {
   self[n] = '\0';
 
   std::vector<Result> results;
-  if (o.api != "cq") results.push_back(Measure(o, self, "callback", 0));
-  if (o.api != "callback") {
+  const bool all = o.api == "all";
+  if (all || o.api == "callback") {
+    results.push_back(Measure(o, self, "callback", 0));
+  }
+  if (all || o.api == "cq") {
     for (int threads : o.cq_threads) {
       results.push_back(Measure(o, self, "cq", threads));
     }
+  }
+  if (all || o.api == "mixed") {
+    results.push_back(Measure(o, self, "cq+callback", 1));
+    results.push_back(Measure(o, self, "cq+sync", 1));
   }
   std::printf(
       "ChatService.Connect ping -> pong, %.0f pings/s over %d streams and "
       "%d connections, %.1f s measured\n\n",
       o.rate, o.streams, o.channels, o.duration);
-  std::printf("%-9s %10s %9s %9s %11s %10s %12s %8s %8s\n", "api", "cq threads",
-              "sent", "answered", "server CPU%", "us/ping", "switches/ping",
-              "p50 ms", "p99 ms");
+  std::printf("%-11s %10s %9s %9s %11s %10s %12s %8s %8s\n", "api",
+              "cq threads", "sent", "answered", "server CPU%", "us/ping",
+              "switches/ping", "p50 ms", "p99 ms");
   bool failed = false;
   std::vector<std::string> json;
   for (const Result& r : results) {
-    std::printf("%-9s %10s %9lld %9lld %11.1f %10.1f %12.2f %8.2f %8.2f%s\n",
+    std::printf("%-11s %10s %9lld %9lld %11.1f %10.1f %12.2f %8.2f %8.2f%s\n",
                 r.api.c_str(),
                 r.cq_threads > 0 ? absl::StrCat(r.cq_threads).c_str() : "-",
                 static_cast<long long>(r.sent),
