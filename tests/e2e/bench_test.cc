@@ -3,6 +3,7 @@
 // exactly once, or the figures it prints for bigger runs cannot be trusted.
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -147,6 +148,71 @@ TEST(ThreadingBenchTest, EveryPingIsAnsweredOnEachApi) {
             (std::vector<std::string>{"\"callback\"/0", "\"cq\"/1", "\"cq\"/2",
                                       "\"cq+callback\"/1", "\"cq+sync\"/1"}))
       << summary;
+  testing::RemoveTree(dir);
+}
+
+// scripts/bench-compare's table, from run files as its runs leave them: a
+// row per run (a run without a JSON summary shows dashes) and the medians
+// of each variant.
+TEST(BenchCompareTest, SummarizesEachRunAndTheMediansOfEachVariant) {
+  const std::string dir = testing::MakeTempDir("parley-bench-compare-test");
+  auto run_file = [&](const std::string& name, double p99, double gateway) {
+    std::ofstream out(dir + "/" + name + ".txt");
+    out << "a progress line\n"
+        << absl::StrCat(
+               "{\"scenario\":\"direct\",\"delivered_per_s\":1000.0,"
+               "\"deliveries_per_s\":1000.0,\"delivery_p50_ms\":2.5,"
+               "\"delivery_p99_ms\":",
+               p99, ",\"errors\":0,\"services\":{\"gateway\":{\"cpu_percent\":",
+               gateway, ",\"peak_rss_kib\":1}}}\n");
+  };
+  run_file("1-a", 10, 30);
+  run_file("1-b", 20, 40);
+  run_file("2-b", 30, 44);
+  run_file("2-a", 14, 34);
+  run_file("3-a", 12, 32);
+  std::ofstream(dir + "/3-b.txt") << "the run failed before its summary\n";
+
+  const std::string log = dir + "/compare.log";
+  ASSERT_EQ(testing::RunCommand(
+                {std::string(PARLEY_SOURCE_DIR) + "/scripts/bench-compare",
+                 "--summarize", dir},
+                log),
+            0)
+      << "see " << log;
+  // Rows by their first word: "1-a" ... "3-b", and "med a" / "med b".
+  std::map<std::string, std::vector<std::string>> rows;
+  std::ifstream in(log);
+  std::string line;
+  std::vector<std::string> header;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells =
+        absl::StrSplit(line, ' ', absl::SkipWhitespace());
+    if (cells.empty()) continue;
+    if (cells[0] == "run") header = cells;
+    if (cells[0] == "med" && cells.size() > 1) {
+      cells[0] = "med " + cells[1];
+      cells.erase(cells.begin() + 1);
+    }
+    rows[cells[0]] = cells;
+  }
+  ASSERT_FALSE(header.empty()) << "no header in " << log;
+  // Columns: run, delivered/s, deliveries/s, p50, p99, errors, then one
+  // CPU% per process.
+  auto cell = [&](const std::string& row, size_t column) {
+    return rows.count(row) && rows[row].size() > column ? rows[row][column]
+                                                        : "missing";
+  };
+  EXPECT_EQ(cell("1-a", 4), "10");
+  EXPECT_EQ(cell("2-b", 4), "30");
+  EXPECT_EQ(cell("2-b", 6), "44");
+  EXPECT_EQ(cell("3-b", 4), "-");
+  EXPECT_EQ(cell("med a", 1), "1000.0");
+  EXPECT_EQ(cell("med a", 4), "12.000");  // 10, 14, 12
+  EXPECT_EQ(cell("med b", 4), "25.000");  // 20, 30
+  EXPECT_EQ(cell("med a", 6), "32.0");
+  EXPECT_EQ(cell("med b", 6), "42.0");
+  EXPECT_EQ(cell("med b", 7), "-");  // message: never sampled
   testing::RemoveTree(dir);
 }
 
