@@ -11,8 +11,10 @@
 //
 // The mixed servers serve Connect on one queue thread as well, beside an idle
 // service on another API: "cq+callback" beside gRPC's standard health service
-// (callback API in gRPC 1.51), "cq+sync" beside server reflection (sync API).
-// They show what a process converted only in part to completion queues pays.
+// (callback API in gRPC 1.51), "cq+sync" beside server reflection (sync API);
+// or after one call of their own at start-up: "cq+callback-call" through the
+// callback API, "cq+sync-call" through the sync one. They show what a process
+// converted only in part to completion queues pays.
 //
 //   parley-threading-bench              # callback, 1 and 2 cq threads, mixed
 //   parley-threading-bench --api cq --cq_threads 1 --rate 20000 --json
@@ -208,8 +210,39 @@ class QueueStream {
        finishing_ = false;
 };
 
+// One unary call from the server process to itself, through the callback
+// API or the sync one, as a service makes a call at start-up and then none.
+// Nothing answers it (ListChats is registered but never requested), so it
+// ends at its deadline. Returns the stub: its channel stays open, as a
+// service's channels do (gRPC keeps its callback threads while a channel
+// that used them is open).
+std::unique_ptr<v1::ChatService::Stub> CallOnce(int port, bool callback_api) {
+  auto stub = v1::ChatService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(100));
+  v1::ListChatsRequest request;
+  v1::ListChatsResponse response;
+  if (!callback_api) {
+    stub->ListChats(&ctx, request, &response);
+    return stub;
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  stub->async()->ListChats(&ctx, &request, &response, [&](grpc::Status) {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  return stub;
+}
+
 // Serves until killed; prints "port N" on stdout once listening. `api` is
-// callback, cq, cq+callback or cq+sync.
+// callback, cq, cq+callback, cq+sync, cq+callback-call or cq+sync-call.
 int Serve(const std::string& api, int cq_threads) {
   // Both before the builder: it takes its plugins when constructed.
   if (api == "cq+callback") grpc::EnableDefaultHealthCheckService(true);
@@ -233,6 +266,10 @@ int Serve(const std::string& api, int cq_threads) {
   }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) return 1;
+  std::unique_ptr<v1::ChatService::Stub> caller;
+  if (api == "cq+callback-call" || api == "cq+sync-call") {
+    caller = CallOnce(port, api == "cq+callback-call");
+  }
   std::printf("port %d\n", port);
   std::fflush(stdout);
   if (cqs.empty()) {
@@ -543,7 +580,10 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* serve) {
     const std::string& a = args.name();
     bool ok = true;
     if (a == "--serve") {
-      ok = args.Value("callback, cq, cq+callback or cq+sync", serve);
+      ok = args.Value(
+          "callback, cq, cq+callback, cq+sync, cq+callback-call or "
+          "cq+sync-call",
+          serve);
     } else if (a == "--api") {
       ok = args.Value("callback, cq, mixed or all", &o->api);
       if (ok && o->api != "callback" && o->api != "cq" && o->api != "mixed" &&
@@ -616,18 +656,20 @@ int Main(int argc, char** argv) {
   if (all || o.api == "mixed") {
     results.push_back(Measure(o, self, "cq+callback", 1));
     results.push_back(Measure(o, self, "cq+sync", 1));
+    results.push_back(Measure(o, self, "cq+callback-call", 1));
+    results.push_back(Measure(o, self, "cq+sync-call", 1));
   }
   std::printf(
       "ChatService.Connect ping -> pong, %.0f pings/s over %d streams and "
       "%d connections, %.1f s measured\n\n",
       o.rate, o.streams, o.channels, o.duration);
-  std::printf("%-11s %10s %9s %9s %11s %10s %12s %8s %8s\n", "api",
+  std::printf("%-16s %10s %9s %9s %11s %10s %12s %8s %8s\n", "api",
               "cq threads", "sent", "answered", "server CPU%", "us/ping",
               "switches/ping", "p50 ms", "p99 ms");
   bool failed = false;
   std::vector<std::string> json;
   for (const Result& r : results) {
-    std::printf("%-11s %10s %9lld %9lld %11.1f %10.1f %12.2f %8.2f %8.2f%s\n",
+    std::printf("%-16s %10s %9lld %9lld %11.1f %10.1f %12.2f %8.2f %8.2f%s\n",
                 r.api.c_str(),
                 r.cq_threads > 0 ? absl::StrCat(r.cq_threads).c_str() : "-",
                 static_cast<long long>(r.sent),
