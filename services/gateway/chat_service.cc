@@ -380,7 +380,7 @@ grpc::ServerReadReactor<v1::UploadFileRequest>* ChatServiceImpl::UploadFile(
 grpc::ServerWriteReactor<v1::DownloadFileResponse>*
 ChatServiceImpl::DownloadFile(grpc::CallbackServerContext* ctx,
                               const v1::DownloadFileRequest* req) {
-  return StartDownload(ctx, req, auth_, storage_);
+  return StartDownload(ctx, req, auth_, storage_, options_.files);
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::EditMessage(

@@ -1,9 +1,14 @@
 #include "services/gateway/file_transfer.h"
 
+#include <grpcpp/alarm.h>
+
+#include <chrono>
+#include <memory>
 #include <mutex>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
 #include "common/status_util.h"
 #include "common/validation.h"
 
@@ -24,6 +29,11 @@ constexpr size_t kMaxChunkBytes = 1 << 20;
 // started on a finished call touches a dead object. So the storage call
 // carries a hold (AddHold) for as long as the proxy may still start an
 // operation on it, and the hold is released exactly once when it stops.
+//
+// A transfer still running after FileTransferOptions::max_transfer_time is
+// ended by an alarm (OnTransferTimeout): the storage call's own deadline
+// would not do, since the hold keeps its end from the proxy while the
+// client's side waits.
 template <typename ServerReactor, typename ClientReactor>
 class Proxy : public ServerReactor, public ClientReactor {
  public:
@@ -35,10 +45,53 @@ class Proxy : public ServerReactor, public ClientReactor {
       server_done_ = true;
       remove = storage_done_;
     }
-    if (remove) delete this;
+    if (remove) Remove();
   }
 
  protected:
+  Proxy(grpc::CallbackServerContext* ctx, const FileTransferOptions& options)
+      : server_ctx_(ctx),
+        max_transfer_time_(options.max_transfer_time),
+        alarm_target_(std::make_shared<AlarmTarget>()) {}
+
+  // Sets the alarm; first thing in the subclass's constructor body, once
+  // OnTransferTimeout is the subclass's.
+  void ArmTimeout() {
+    {
+      std::lock_guard<std::mutex> lock(alarm_target_->mu);
+      alarm_target_->proxy = this;
+    }
+    alarm_.Set(std::chrono::system_clock::now() + max_transfer_time_,
+               [target = alarm_target_](bool fired) {
+                 if (!fired) return;  // cancelled: the proxy may be gone
+                 std::lock_guard<std::mutex> lock(target->mu);
+                 if (target->proxy != nullptr) {
+                   target->proxy->OnTransferTimeout();
+                 }
+               });
+  }
+
+  // The transfer ran past max_transfer_time: ends both calls. Runs with
+  // the alarm's lock held, so the proxy stays until it returns; it must
+  // not wait for the proxy's reactions.
+  virtual void OnTransferTimeout() = 0;
+
+  // The status a transfer cut short gets.
+  grpc::Status TimedOut() const {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        absl::StrCat("the transfer took longer than ",
+                                     max_transfer_time_.count(), " ms"));
+  }
+
+  // Deletes the proxy, once a firing alarm can no longer reach it.
+  void Remove() {
+    {
+      std::lock_guard<std::mutex> lock(alarm_target_->mu);
+      alarm_target_->proxy = nullptr;
+    }
+    delete this;
+  }
+
   // Starts the storage call, holding it until ReleaseHoldLocked.
   void StartStorageCallLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     storage_done_ = false;
@@ -57,8 +110,12 @@ class Proxy : public ServerReactor, public ClientReactor {
   bool StorageDoneLocked(const grpc::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     storage_done_ = true;
-    FinishServerLocked(status.ok() ? grpc::Status::OK
-                                   : ToGrpcStatus(FromGrpcStatus(status)));
+    if (timed_out_) {
+      FinishServerLocked(TimedOut());
+    } else {
+      FinishServerLocked(status.ok() ? grpc::Status::OK
+                                     : ToGrpcStatus(FromGrpcStatus(status)));
+    }
     return server_done_;
   }
   void FinishServerLocked(const grpc::Status& status)
@@ -68,13 +125,24 @@ class Proxy : public ServerReactor, public ClientReactor {
     ServerReactor::Finish(status);
   }
 
+  grpc::CallbackServerContext* const server_ctx_;
+  const std::chrono::milliseconds max_transfer_time_;
   std::mutex mu_;
   bool storage_done_ ABSL_GUARDED_BY(mu_) = true;  // nothing started yet
   bool server_finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool timed_out_ ABSL_GUARDED_BY(mu_) = false;
 
  private:
+  // Lets the alarm reach the proxy only while it exists.
+  struct AlarmTarget {
+    std::mutex mu;
+    Proxy* proxy ABSL_GUARDED_BY(mu) = nullptr;
+  };
+
   bool holding_ ABSL_GUARDED_BY(mu_) = false;
   bool server_done_ ABSL_GUARDED_BY(mu_) = false;
+  const std::shared_ptr<AlarmTarget> alarm_target_;
+  grpc::Alarm alarm_;
 };
 
 // Client -> gateway -> storage.
@@ -86,11 +154,16 @@ class UploadProxy final
               TokenAuthenticator* auth,
               internal::StorageService::StubInterface* storage,
               FileTransferOptions options)
-      : response_(response), storage_(storage), options_(options) {
+      : Proxy(ctx, options),
+        response_(response),
+        storage_(storage),
+        options_(options) {
+    ArmTimeout();
     auth->Authenticate(ctx, [this](absl::StatusOr<int64_t> user) {
       std::lock_guard<std::mutex> lock(mu_);
       authenticating_ = false;
       if (cancelled_) return FinishServerLocked(grpc::Status::CANCELLED);
+      if (timed_out_) return FinishServerLocked(TimedOut());
       if (!user.ok()) return FinishServerLocked(ToGrpcStatus(user.status()));
       user_id_ = *user;
       StartRead(&incoming_);
@@ -153,6 +226,17 @@ class UploadProxy final
     }
   }
 
+  void OnTransferTimeout() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    timed_out_ = true;
+    // While authenticating, the callback still refers to us: it finishes.
+    if (authenticating_) return;
+    // A read from the client or a write to storage is pending: it ends
+    // with the calls, and its reaction lets the hold go.
+    if (storage_started_ && !storage_done_) client_ctx_.TryCancel();
+    FinishServerLocked(TimedOut());
+  }
+
   // Storage side.
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -173,7 +257,7 @@ class UploadProxy final
       if (!server_finished_ && status.ok()) *response_ = std::move(stored_);
       remove = StorageDoneLocked(status);
     }
-    if (remove) delete this;
+    if (remove) Remove();
   }
 
  private:
@@ -205,12 +289,15 @@ class DownloadProxy final
   DownloadProxy(grpc::CallbackServerContext* ctx,
                 const v1::DownloadFileRequest* request,
                 TokenAuthenticator* auth,
-                internal::StorageService::StubInterface* storage)
-      : storage_(storage) {
+                internal::StorageService::StubInterface* storage,
+                const FileTransferOptions& options)
+      : Proxy(ctx, options), storage_(storage) {
+    ArmTimeout();
     auth->Authenticate(ctx, [this, request](absl::StatusOr<int64_t> user) {
       std::lock_guard<std::mutex> lock(mu_);
       authenticating_ = false;
       if (cancelled_) return FinishServerLocked(grpc::Status::CANCELLED);
+      if (timed_out_) return FinishServerLocked(TimedOut());
       if (!user.ok()) return FinishServerLocked(ToGrpcStatus(user.status()));
       auto file = ParseId("file_id", request->file_id());
       if (!file.ok()) return FinishServerLocked(ToGrpcStatus(file.status()));
@@ -234,6 +321,7 @@ class DownloadProxy final
       ReleaseHoldLocked();  // the status follows in OnDone
       return;
     }
+    writing_ = true;
     StartWrite(&frame_);
   }
 
@@ -245,12 +333,13 @@ class DownloadProxy final
       std::lock_guard<std::mutex> lock(mu_);
       remove = StorageDoneLocked(status);
     }
-    if (remove) delete this;
+    if (remove) Remove();
   }
 
   // Server side.
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
     if (!ok) {
       client_ctx_.TryCancel();
       ReleaseHoldLocked();
@@ -270,11 +359,29 @@ class DownloadProxy final
     }
   }
 
+  void OnTransferTimeout() override {
+    bool cancel_client;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      timed_out_ = true;
+      if (authenticating_) return;  // the callback finishes
+      // Storage's end finishes the client's call (StorageDoneLocked).
+      if (!storage_done_) client_ctx_.TryCancel();
+      // Unless a chunk waits for a client that does not read: the status
+      // cannot pass it, so that call is cancelled.
+      cancel_client = writing_;
+    }
+    // Outside our lock: cancellation calls back into OnCancel. The alarm
+    // holds the proxy until this returns.
+    if (cancel_client) server_ctx_->TryCancel();
+  }
+
  private:
   internal::StorageService::StubInterface* const storage_;
   grpc::ClientContext client_ctx_;
   internal::DownloadFileRequest storage_request_;
   v1::DownloadFileResponse frame_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a chunk to the client
   bool authenticating_ ABSL_GUARDED_BY(mu_) = true;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -290,8 +397,9 @@ grpc::ServerReadReactor<v1::UploadFileRequest>* StartUpload(
 
 grpc::ServerWriteReactor<v1::DownloadFileResponse>* StartDownload(
     grpc::CallbackServerContext* ctx, const v1::DownloadFileRequest* request,
-    TokenAuthenticator* auth, internal::StorageService::StubInterface* storage) {
-  return new DownloadProxy(ctx, request, auth, storage);
+    TokenAuthenticator* auth, internal::StorageService::StubInterface* storage,
+    FileTransferOptions options) {
+  return new DownloadProxy(ctx, request, auth, storage, options);
 }
 
 }  // namespace parley::gateway

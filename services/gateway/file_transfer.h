@@ -19,6 +19,10 @@ namespace parley::gateway {
 struct FileTransferOptions {
   // Largest file accepted.
   int64_t max_file_bytes = 100LL << 20;
+  // An upload or download still running this long after it started is
+  // ended with DEADLINE_EXCEEDED (or cancelled, when a chunk waits for a
+  // client that does not read), and its call to storage with it.
+  std::chrono::milliseconds max_transfer_time = std::chrono::hours(1);
 };
 
 // Starts an upload: client stream in, storage client stream out.
@@ -32,7 +36,8 @@ grpc::ServerReadReactor<parley::v1::UploadFileRequest>* StartUpload(
 grpc::ServerWriteReactor<parley::v1::DownloadFileResponse>* StartDownload(
     grpc::CallbackServerContext* ctx,
     const parley::v1::DownloadFileRequest* request, TokenAuthenticator* auth,
-    ::parley::internal::v1::StorageService::StubInterface* storage);
+    ::parley::internal::v1::StorageService::StubInterface* storage,
+    FileTransferOptions options);
 
 }  // namespace parley::gateway
 

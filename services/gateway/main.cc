@@ -1,6 +1,7 @@
 // parley-gateway: the only client-facing service.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -91,6 +92,9 @@ ABSL_FLAG(double, connect_burst, 30,
           "Connect streams one user may open at once.");
 ABSL_FLAG(int, password_hash_threads, 2, "Threads hashing passwords.");
 ABSL_FLAG(int64_t, max_file_bytes, 100LL << 20, "Largest file accepted.");
+ABSL_FLAG(int64_t, file_transfer_timeout_ms, 3600000,
+          "Longest an upload or download may run; then it ends with "
+          "DEADLINE_EXCEEDED.");
 ABSL_FLAG(uint64_t, password_hash_ops, 2, "argon2id ops limit.");
 ABSL_FLAG(uint64_t, password_hash_mem_kib, 65536, "argon2id memory limit.");
 
@@ -160,6 +164,8 @@ Options ReadFlags() {
   o.chat.connects = {absl::GetFlag(FLAGS_connect_rate),
                      absl::GetFlag(FLAGS_connect_burst)};
   o.chat.files.max_file_bytes = absl::GetFlag(FLAGS_max_file_bytes);
+  o.chat.files.max_transfer_time = std::chrono::milliseconds(
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_file_transfer_timeout_ms)));
   return o;
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -25,9 +26,29 @@ std::string RandomBytes(size_t n) {
   return s;
 }
 
+// The first frame of an upload: what the file is.
+v1::UploadFileRequest Metadata(const std::string& chat_id,
+                               const std::string& name, int64_t size,
+                               const std::string& sha256) {
+  v1::UploadFileRequest req;
+  auto* md = req.mutable_metadata();
+  md->set_chat_id(chat_id);
+  md->set_name(name);
+  md->set_content_type("application/octet-stream");
+  md->set_size_bytes(size);
+  md->set_sha256(sha256);
+  return req;
+}
+
 class FilesTest : public testing::SharedClusterTest {
  protected:
-  static void SetUpTestSuite() { StartCluster({.gateways = 2}); }
+  // gateway1 ends transfers after 4 s (the timeout tests); the other
+  // tests' transfers through it are small.
+  static void SetUpTestSuite() {
+    StartCluster(
+        {.gateways = 2,
+         .extra_flags = {{"gateway1", {"--file_transfer_timeout_ms=4000"}}}});
+  }
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
     api_ = std::make_unique<Api>(cluster_->gateway_address(0));
@@ -44,14 +65,12 @@ class FilesTest : public testing::SharedClusterTest {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::File file;
     auto writer = api->chat()->UploadFile(&ctx, &file);
-    v1::UploadFileRequest req;
-    auto* md = req.mutable_metadata();
-    md->set_chat_id(chat_id);
-    md->set_name("notes.bin");
-    md->set_content_type("application/octet-stream");
-    md->set_size_bytes(size >= 0 ? size : static_cast<int64_t>(content.size()));
-    md->set_sha256(sha.empty() ? Sha256Hex(content) : sha);
-    if (metadata_first) writer->Write(req);
+    if (metadata_first) {
+      writer->Write(
+          Metadata(chat_id, "notes.bin",
+                   size >= 0 ? size : static_cast<int64_t>(content.size()),
+                   sha.empty() ? Sha256Hex(content) : sha));
+    }
     for (size_t off = 0; off < content.size(); off += 1 << 20) {
       v1::UploadFileRequest chunk;
       chunk.set_chunk(content.substr(off, 1 << 20));
@@ -220,13 +239,7 @@ TEST_F(FilesTest, FiftyMiBPassesThroughInBoundedMemory) {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
   v1::File file;
   auto writer = api_->chat()->UploadFile(&ctx, &file);
-  v1::UploadFileRequest req;
-  req.mutable_metadata()->set_chat_id(d.chat_id());
-  req.mutable_metadata()->set_name("big.bin");
-  req.mutable_metadata()->set_content_type("application/octet-stream");
-  req.mutable_metadata()->set_size_bytes(kSize);
-  req.mutable_metadata()->set_sha256(hex);
-  ASSERT_TRUE(writer->Write(req));
+  ASSERT_TRUE(writer->Write(Metadata(d.chat_id(), "big.bin", kSize, hex)));
   for (int64_t off = 0; off < kSize; off += 1 << 20) {
     v1::UploadFileRequest chunk;
     chunk.set_chunk(next_chunk(1 << 20));
@@ -277,6 +290,67 @@ TEST_F(FilesTest, FiftyMiBPassesThroughInBoundedMemory) {
     EXPECT_LT(peak_kb - before, 30 * 1024) << name;
 #endif
   }
+}
+
+TEST_F(FilesTest, StalledUploadEndsAtTheTransferTimeout) {
+  TestUser a = api1_->NewUser("a"), b = api1_->NewUser("b");
+  v1::Chat d = api1_->Direct(a, b);
+  const std::string content = RandomBytes(2 << 20);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + a.token);
+  // Far beyond gateway1's 4 s: only the gateway's limit ends the call in
+  // time.
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::File file;
+  auto writer = api1_->chat()->UploadFile(&ctx, &file);
+  ASSERT_TRUE(writer->Write(Metadata(d.chat_id(), "stalled.bin",
+                                     static_cast<int64_t>(content.size()),
+                                     Sha256Hex(content))));
+  v1::UploadFileRequest chunk;
+  chunk.set_chunk(content.substr(0, 1 << 20));
+  ASSERT_TRUE(writer->Write(chunk));
+  // The second half never comes, and neither does WritesDone.
+  const auto start = std::chrono::steady_clock::now();
+  const grpc::Status s = writer->Finish();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << s.error_message();
+  EXPECT_THAT(s.error_message(), StartsWith("the transfer took longer than"));
+  // The gateway goes on serving transfers.
+  v1::File after;
+  EXPECT_TRUE(Upload(api1_.get(), a, d.chat_id(), "after", &after).ok());
+}
+
+TEST_F(FilesTest, DownloadToAClientThatStopsReadingEndsAtTheTransferTimeout) {
+  TestUser a = api_->NewUser("a"), b = api_->NewUser("b");  // a downloads
+  v1::Chat d = api_->Direct(a, b);
+  // Larger than what HTTP/2 flow control lets through unread; uploaded
+  // through gateway0, which has no short limit.
+  const std::string content = RandomBytes(48 << 20);
+  v1::File file;
+  const grpc::Status up = Upload(api_.get(), a, d.chat_id(), content, &file);
+  ASSERT_TRUE(up.ok()) << up.error_code() << " " << up.error_message();
+
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + a.token);  // not shared yet
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::DownloadFileRequest req;
+  req.set_file_id(file.file_id());
+  auto reader = api1_->chat()->DownloadFile(&ctx, req);
+  v1::DownloadFileResponse frame;
+  ASSERT_TRUE(reader->Read(&frame));  // the metadata
+  // Then nothing is read past gateway1's 4 s: not reading is the point,
+  // so there is no event to wait for.
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  // Draining now gets what was buffered, then the end: well before the
+  // client's own deadline, and short of the whole file.
+  int64_t received = 0;
+  while (reader->Read(&frame)) received += frame.chunk().size();
+  const grpc::Status s = reader->Finish();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_FALSE(s.ok());
+  EXPECT_LT(received, static_cast<int64_t>(content.size()));
 }
 
 }  // namespace
