@@ -17,20 +17,15 @@ std::atomic<uint64_t> next_stream_id{1};
 
 ClientStream::ClientStream(grpc::CallbackServerContext* ctx,
                            TokenAuthenticator* auth,
-                           ConnectionRegistry* registry,
-                           ClientFrameSink* sink, RateLimiter* connect_limiter,
+                           ConnectionRegistry* registry, ClientFrameSink* sink,
+                           RateLimiter* connect_limiter,
                            ClientStreamOptions options)
     : ctx_(ctx),
       registry_(registry),
       sink_(sink),
       connect_limiter_(connect_limiter),
       options_(options),
-      stream_id_(next_stream_id.fetch_add(1, std::memory_order_relaxed)),
-      alarm_target_(std::make_shared<AlarmTarget>()) {
-  {
-    std::lock_guard<std::mutex> lock(alarm_target_->mu);
-    alarm_target_->stream = this;
-  }
+      stream_id_(next_stream_id.fetch_add(1, std::memory_order_relaxed)) {
   auth->Authenticate(ctx, [this](absl::StatusOr<int64_t> user_id) {
     OnAuthenticated(std::move(user_id));
   });
@@ -192,8 +187,8 @@ void ClientStream::OnStallTimeout() {
     spdlog::info("cancelling the stream of user {}: still not reading",
                  user_id_);
   }
-  // Outside our lock: cancellation calls back into the reactor. The caller
-  // holds alarm_target_->mu, so OnDone (and the context) wait for us.
+  // Outside our lock: cancellation calls back into the reactor. The alarm
+  // holds its lock, so OnDone (and the context) wait for us.
   ctx_->TryCancel();
 }
 
@@ -224,11 +219,7 @@ void ClientStream::FinishLocked(grpc::Status status) {
       stall_alarm_.Set(
           std::chrono::system_clock::now() +
               std::max(options_.stall_timeout, std::chrono::milliseconds(100)),
-          [target = alarm_target_](bool fired) {
-            if (!fired) return;  // cancelled: the stream may be gone
-            std::lock_guard<std::mutex> lock(target->mu);
-            if (target->stream != nullptr) target->stream->OnStallTimeout();
-          });
+          [this] { OnStallTimeout(); });
     }
   }
   MaybeFinishLocked();
@@ -246,11 +237,7 @@ void ClientStream::MaybeFinishLocked() {
 }
 
 void ClientStream::OnDone() {
-  {
-    // From now on a firing stall alarm does nothing.
-    std::lock_guard<std::mutex> lock(alarm_target_->mu);
-    alarm_target_->stream = nullptr;
-  }
+  stall_alarm_.Detach();  // from now on a firing alarm does nothing
   bool registered;
   int64_t user_id;
   {

@@ -8,7 +8,6 @@
 #ifndef PARLEY_SERVICES_GATEWAY_CLIENT_STREAM_H_
 #define PARLEY_SERVICES_GATEWAY_CLIENT_STREAM_H_
 
-#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -20,6 +19,7 @@
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "common/owner_alarm.h"
 #include "parley/v1/parley.pb.h"
 #include "services/gateway/connection_registry.h"
 #include "services/gateway/rate_limiter.h"
@@ -87,12 +87,6 @@ class ClientStream final
   void OnDone() override;
 
  private:
-  // Lets the stall alarm reach the stream only while it exists.
-  struct AlarmTarget {
-    std::mutex mu;
-    ClientStream* stream ABSL_GUARDED_BY(mu);
-  };
-
   void OnAuthenticated(absl::StatusOr<int64_t> user_id);
   // Hands the send frame just read to the sink and reads on, unless
   // max_sends are in flight.
@@ -138,8 +132,7 @@ class ClientStream final
   // The front is being written while writing_.
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  std::shared_ptr<AlarmTarget> alarm_target_;
-  grpc::Alarm stall_alarm_;
+  OwnerAlarm stall_alarm_;
 };
 
 }  // namespace parley::gateway

@@ -1,14 +1,12 @@
 #include "services/gateway/file_transfer.h"
 
-#include <grpcpp/alarm.h>
-
 #include <chrono>
-#include <memory>
 #include <mutex>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "common/owner_alarm.h"
 #include "common/status_util.h"
 #include "common/validation.h"
 
@@ -50,25 +48,13 @@ class Proxy : public ServerReactor, public ClientReactor {
 
  protected:
   Proxy(grpc::CallbackServerContext* ctx, const FileTransferOptions& options)
-      : server_ctx_(ctx),
-        max_transfer_time_(options.max_transfer_time),
-        alarm_target_(std::make_shared<AlarmTarget>()) {}
+      : server_ctx_(ctx), max_transfer_time_(options.max_transfer_time) {}
 
   // Sets the alarm; first thing in the subclass's constructor body, once
   // OnTransferTimeout is the subclass's.
   void ArmTimeout() {
-    {
-      std::lock_guard<std::mutex> lock(alarm_target_->mu);
-      alarm_target_->proxy = this;
-    }
     alarm_.Set(std::chrono::system_clock::now() + max_transfer_time_,
-               [target = alarm_target_](bool fired) {
-                 if (!fired) return;  // cancelled: the proxy may be gone
-                 std::lock_guard<std::mutex> lock(target->mu);
-                 if (target->proxy != nullptr) {
-                   target->proxy->OnTransferTimeout();
-                 }
-               });
+               [this] { OnTransferTimeout(); });
   }
 
   // The transfer ran past max_transfer_time: ends both calls. Runs with
@@ -85,10 +71,7 @@ class Proxy : public ServerReactor, public ClientReactor {
 
   // Deletes the proxy, once a firing alarm can no longer reach it.
   void Remove() {
-    {
-      std::lock_guard<std::mutex> lock(alarm_target_->mu);
-      alarm_target_->proxy = nullptr;
-    }
+    alarm_.Detach();
     delete this;
   }
 
@@ -133,16 +116,9 @@ class Proxy : public ServerReactor, public ClientReactor {
   bool timed_out_ ABSL_GUARDED_BY(mu_) = false;
 
  private:
-  // Lets the alarm reach the proxy only while it exists.
-  struct AlarmTarget {
-    std::mutex mu;
-    Proxy* proxy ABSL_GUARDED_BY(mu) = nullptr;
-  };
-
   bool holding_ ABSL_GUARDED_BY(mu_) = false;
   bool server_done_ ABSL_GUARDED_BY(mu_) = false;
-  const std::shared_ptr<AlarmTarget> alarm_target_;
-  grpc::Alarm alarm_;
+  OwnerAlarm alarm_;
 };
 
 // Client -> gateway -> storage.
