@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -228,16 +229,10 @@ std::unique_ptr<v1::ChatService::Stub> CallOnce(int port, bool callback_api) {
     stub->ListChats(&ctx, request, &response);
     return stub;
   }
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  stub->async()->ListChats(&ctx, &request, &response, [&](grpc::Status) {
-    std::lock_guard<std::mutex> lock(mu);
-    done = true;
-    cv.notify_all();
-  });
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return done; });
+  std::promise<void> done;
+  stub->async()->ListChats(&ctx, &request, &response,
+                           [&](grpc::Status) { done.set_value(); });
+  done.get_future().wait();
   return stub;
 }
 
