@@ -34,7 +34,8 @@ class OwnerAlarm {
   OwnerAlarm(const OwnerAlarm&) = delete;
   OwnerAlarm& operator=(const OwnerAlarm&) = delete;
 
-  // Calls `fire` at `deadline`, unless Detach came first.
+  // Calls `fire` at `deadline`, unless Detach came first. At most once per
+  // alarm, as with grpc::Alarm.
   void Set(std::chrono::system_clock::time_point deadline,
            std::function<void()> fire) {
     alarm_.Set(deadline,
