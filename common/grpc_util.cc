@@ -142,7 +142,8 @@ std::shared_ptr<grpc::ChannelCredentials> TlsCredentials::ChannelCredentials()
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
-                                           const TlsCredentials& tls) {
+                                           const TlsCredentials& tls,
+                                           const ChannelOptions& options) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
@@ -157,6 +158,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   if (!tls.server_name().empty()) {
     args.SetSslTargetNameOverride(tls.server_name());
+  }
+  if (options.stream_window_bytes > 0) {
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+                options.stream_window_bytes);
   }
   return grpc::CreateCustomChannel(target, tls.ChannelCredentials(), args);
 }

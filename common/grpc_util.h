@@ -85,10 +85,19 @@ class TlsCredentials {
   std::string server_name_;
 };
 
+struct ChannelOptions {
+  // Bytes a stream of the channel may receive ahead of its reader (the
+  // HTTP/2 stream window), fixed; 0: gRPC's default, which grows with
+  // bandwidth-delay probing. A fixed small window keeps a backlog with the
+  // sender, which can batch it, instead of in socket buffers.
+  int stream_window_bytes = 0;
+};
+
 // A channel to another service with keepalive pings, so a dead peer is
 // noticed within seconds even on an idle long-lived stream.
 std::shared_ptr<grpc::Channel> MakeChannel(
-    const std::string& target, const TlsCredentials& tls = TlsCredentials());
+    const std::string& target, const TlsCredentials& tls = TlsCredentials(),
+    const ChannelOptions& options = {});
 
 // Every internal call carries a deadline. Internal calls wait for a peer
 // that is reconnecting (a restart) until the deadline instead of failing at

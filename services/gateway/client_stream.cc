@@ -4,6 +4,10 @@
 #include <atomic>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/logging.h"
 #include "common/status_util.h"
 
@@ -13,7 +17,26 @@ namespace {
 
 std::atomic<uint64_t> next_stream_id{1};
 
+constexpr absl::string_view kBatchFramesKey = "parley-batch-frames";
+constexpr int kMaxBatchFramesAsked = 1024;
+
 }  // namespace
+
+absl::StatusOr<int> BatchFramesOf(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  auto it = metadata.find(
+      grpc::string_ref(kBatchFramesKey.data(), kBatchFramesKey.size()));
+  if (it == metadata.end()) return 1;
+  const absl::string_view value(it->second.data(), it->second.size());
+  int n = 0;
+  if (!absl::SimpleAtoi(value, &n) || n < 1 || n > kMaxBatchFramesAsked ||
+      value.empty() || !absl::ascii_isdigit(value.front())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kBatchFramesKey, ": must be an integer from 1 to ",
+                     kMaxBatchFramesAsked));
+  }
+  return n;
+}
 
 ClientStream::ClientStream(grpc::CallbackServerContext* ctx,
                            TokenAuthenticator* auth,
@@ -26,6 +49,13 @@ ClientStream::ClientStream(grpc::CallbackServerContext* ctx,
       connect_limiter_(connect_limiter),
       options_(options),
       stream_id_(next_stream_id.fetch_add(1, std::memory_order_relaxed)) {
+  absl::StatusOr<int> asked = BatchFramesOf(ctx->client_metadata());
+  if (!asked.ok()) {
+    OnAuthenticated(asked.status());  // refused before any other check
+    return;
+  }
+  batch_frames_ = static_cast<size_t>(
+      std::clamp(*asked, 1, std::max(1, options_.max_batch_frames)));
   auth->Authenticate(ctx, [this](absl::StatusOr<int64_t> user_id) {
     OnAuthenticated(std::move(user_id));
   });
@@ -137,13 +167,16 @@ void ClientStream::OnSendDone(parley::v1::SendResult result) {
   MaybeFinishLocked();
 }
 
-void ClientStream::Push(std::shared_ptr<const parley::v1::ServerFrame> frame) {
+void ClientStream::Push(
+    absl::Span<const std::shared_ptr<const parley::v1::ServerFrame>> frames) {
   std::lock_guard<std::mutex> lock(mu_);
-  PushLocked(std::move(frame));
+  for (size_t i = 0; i < frames.size(); ++i) {
+    PushLocked(frames[i], /*hold=*/i + 1 < frames.size());
+  }
 }
 
 void ClientStream::PushLocked(
-    std::shared_ptr<const parley::v1::ServerFrame> frame) {
+    std::shared_ptr<const parley::v1::ServerFrame> frame, bool hold) {
   if (finishing_) return;
   const size_t bytes = frame->ByteSizeLong();
   if (queue_.size() >= options_.max_queue ||
@@ -159,22 +192,46 @@ void ClientStream::PushLocked(
   }
   queue_.push_back({std::move(frame), bytes});
   queued_bytes_ += bytes;
-  if (!writing_) {
-    writing_ = true;
-    StartWrite(queue_.front().frame.get());
+  if (!writing_ && !hold) StartWriteLocked();
+}
+
+void ClientStream::StartWriteLocked() {
+  writing_ = true;
+  in_flight_ = 1;
+  if (batch_frames_ > 1 && queue_.size() > 1) {
+    // Only frames already waiting go together: a batch never holds a frame
+    // back for company.
+    size_t bytes = queue_.front().bytes;
+    while (in_flight_ < std::min(batch_frames_, queue_.size()) &&
+           bytes + queue_[in_flight_].bytes <= options_.max_batch_bytes) {
+      bytes += queue_[in_flight_].bytes;
+      ++in_flight_;
+    }
   }
+  if (in_flight_ == 1) {
+    StartWrite(queue_.front().frame.get());
+    return;
+  }
+  parley::v1::ServerFrameBatch* batch = batch_.mutable_batch();
+  for (size_t i = 0; i < in_flight_; ++i) {
+    *batch->add_frames() = *queue_[i].frame;
+  }
+  StartWrite(&batch_);
 }
 
 void ClientStream::OnWriteDone(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
   writing_ = false;
-  queued_bytes_ -= queue_.front().bytes;
-  queue_.pop_front();
+  // Frees the batch's copies: an idle stream keeps no batch memory.
+  if (in_flight_ > 1) batch_.clear_frame();
+  for (; in_flight_ > 0; --in_flight_) {
+    queued_bytes_ -= queue_.front().bytes;
+    queue_.pop_front();
+  }
   if (!ok) {
     FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
   } else if (!finishing_ && !queue_.empty()) {
-    writing_ = true;
-    StartWrite(queue_.front().frame.get());
+    StartWriteLocked();
     return;
   }
   MaybeFinishLocked();
@@ -207,9 +264,9 @@ void ClientStream::FinishLocked(grpc::Status status) {
     finishing_ = true;
     ending_.store(true, std::memory_order_release);
     final_status_ = std::move(status);
-    // Queued frames are never sent now: free them at once, keeping only the
-    // one being written.
-    while (queue_.size() > (writing_ ? 1u : 0u)) {
+    // Queued frames are never sent now: free them at once, keeping only
+    // those being written.
+    while (queue_.size() > (writing_ ? in_flight_ : 0u)) {
       queued_bytes_ -= queue_.back().bytes;
       queue_.pop_back();
     }

@@ -15,10 +15,12 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "common/owner_alarm.h"
 #include "parley/v1/parley.pb.h"
 #include "services/gateway/connection_registry.h"
@@ -57,7 +59,21 @@ struct ClientStreamOptions {
   // Send frames of one stream in flight at once; at the limit the stream is
   // not read until a result goes out (HTTP/2 flow control holds the client).
   int max_sends = 64;
+  // Frames one batch frame may carry, whatever the client asks for; 1 sends
+  // no batches.
+  int max_batch_frames = 256;
+  // Serialized bytes one batch may carry; a batch stops before the frame
+  // that would pass it.
+  size_t max_batch_bytes = 256 << 10;
 };
+
+// The batch size a client asks for with `parley-batch-frames` (see Connect
+// in parley.proto): 1 when absent; INVALID_ARGUMENT naming the key when not
+// an integer from 1 to 1024.
+//
+//   absl::StatusOr<int> n = BatchFramesOf(ctx->client_metadata());
+absl::StatusOr<int> BatchFramesOf(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
 
 class ClientStream final
     : public grpc::ServerBidiReactor<parley::v1::ClientFrame,
@@ -72,7 +88,8 @@ class ClientStream final
                RateLimiter* connect_limiter, ClientStreamOptions options);
 
   // LocalStream.
-  void Push(std::shared_ptr<const parley::v1::ServerFrame> frame) override;
+  void Push(absl::Span<const std::shared_ptr<const parley::v1::ServerFrame>>
+                frames) override;
   void OnRouteReady() override;
   void Close(const grpc::Status& status) override;
   uint64_t stream_id() const override { return stream_id_; }
@@ -98,8 +115,13 @@ class ClientStream final
   // Cancels the call if the frame being written still has not gone out.
   void OnStallTimeout();
   void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PushLocked(std::shared_ptr<const parley::v1::ServerFrame> frame)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues a frame, and writes it unless a write is in flight or `hold`
+  // (more frames follow at once).
+  void PushLocked(std::shared_ptr<const parley::v1::ServerFrame> frame,
+                  bool hold = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the front of the queue: one frame, or as many as the batch limits
+  // allow in one batch frame when several wait.
+  void StartWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   grpc::CallbackServerContext* const ctx_;
   ConnectionRegistry* const registry_;
@@ -129,8 +151,13 @@ class ClientStream final
     std::shared_ptr<const parley::v1::ServerFrame> frame;
     size_t bytes;  // serialized size
   };
-  // The front is being written while writing_.
+  // The first `in_flight_` frames are being written while writing_.
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Frames per write the client accepts (1: no batches); set at the start.
+  size_t batch_frames_ = 1;
+  // The batch being written, when in_flight_ > 1.
+  parley::v1::ServerFrame batch_ ABSL_GUARDED_BY(mu_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   OwnerAlarm stall_alarm_;
 };

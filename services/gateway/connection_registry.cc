@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_util.h"
 #include "common/logging.h"
@@ -101,30 +102,67 @@ void ConnectionRegistry::RequestHeartbeat() {
   heartbeat_cv_.notify_all();
 }
 
+uint64_t ConnectionRegistry::SkipOf(const internal::Delivery& delivery) const {
+  return delivery.skip_gateway_id() == options_.gateway_id
+             ? delivery.skip_stream_id()
+             : 0;
+}
+
 size_t ConnectionRegistry::Deliver(const internal::Delivery& delivery) {
-  size_t delivered = 0;
+  if (delivery.resync_routes()) RequestHeartbeat();
+  if (delivery.batch().empty()) {
+    if (delivery.recipient_user_ids().empty()) return 0;
+    const Addressed one{
+        std::make_shared<const parley::v1::ServerFrame>(delivery.frame()),
+        SkipOf(delivery)};
+    size_t delivered = 0;
+    for (int64_t uid : delivery.recipient_user_ids()) {
+      delivered += PushToUser(uid, absl::MakeConstSpan(&one, 1));
+    }
+    return delivered;
+  }
+  // A batch: each user's frames are gathered first, in batch order. Pushed
+  // frame by frame, a frame's write to a stream would be done before the
+  // next frame came round to it, and nothing would ever wait to share one.
+  absl::flat_hash_map<int64_t, std::vector<Addressed>> per_user;
+  auto gather = [&](const internal::Delivery& d) {
+    if (d.resync_routes()) RequestHeartbeat();
+    if (d.recipient_user_ids().empty()) return;
+    const Addressed a{
+        std::make_shared<const parley::v1::ServerFrame>(d.frame()), SkipOf(d)};
+    for (int64_t uid : d.recipient_user_ids()) per_user[uid].push_back(a);
+  };
   for (const internal::Delivery& d : delivery.batch()) {
     // A batch is one level deep; anything deeper is not ours.
-    if (d.batch_size() == 0) delivered += Deliver(d);
+    if (d.batch().empty()) gather(d);
   }
-  if (delivery.resync_routes()) RequestHeartbeat();
-  if (delivery.recipient_user_ids().empty()) return delivered;
-  const uint64_t skip = delivery.skip_gateway_id() == options_.gateway_id
-                            ? delivery.skip_stream_id()
-                            : 0;
-  auto frame = std::make_shared<const parley::v1::ServerFrame>(delivery.frame());
-  for (int64_t uid : delivery.recipient_user_ids()) {
-    Shard& shard = ShardFor(uid);
-    std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.users.find(uid);
-    if (it == shard.users.end()) continue;
-    for (LocalStream* s : it->second.streams) {
-      if (skip != 0 && s->stream_id() == skip) continue;
-      s->Push(frame);
-      ++delivered;
-    }
+  gather(delivery);
+  size_t delivered = 0;
+  for (const auto& [uid, frames] : per_user) {
+    delivered += PushToUser(uid, frames);
   }
   return delivered;
+}
+
+size_t ConnectionRegistry::PushToUser(int64_t user_id,
+                                      absl::Span<const Addressed> frames) {
+  Shard& shard = ShardFor(user_id);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto it = shard.users.find(user_id);
+  if (it == shard.users.end()) return 0;
+  size_t pushed = 0;
+  std::vector<std::shared_ptr<const parley::v1::ServerFrame>> out;
+  out.reserve(frames.size());
+  for (LocalStream* s : it->second.streams) {
+    out.clear();
+    for (const Addressed& a : frames) {
+      if (a.skip == 0 || a.skip != s->stream_id()) out.push_back(a.frame);
+    }
+    if (out.empty()) continue;
+    s->Push(out);
+    pushed += out.size();
+  }
+  return pushed;
 }
 
 void ConnectionRegistry::CloseAll(const grpc::Status& status) {

@@ -29,6 +29,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "parley/internal/v1/message.pb.h"
 #include "parley/internal/v1/presence.grpc.pb.h"
 #include "parley/v1/parley.pb.h"
@@ -39,8 +40,10 @@ namespace parley::gateway {
 class LocalStream {
  public:
   virtual ~LocalStream() = default;
-  // Queues a frame; must not block.
-  virtual void Push(std::shared_ptr<const parley::v1::ServerFrame> frame) = 0;
+  // Queues frames, in order; must not block.
+  virtual void Push(
+      absl::Span<const std::shared_ptr<const parley::v1::ServerFrame>>
+          frames) = 0;
   // The user's route is registered (or registration failed and the stream
   // should go on anyway); called once per stream. Must not block.
   virtual void OnRouteReady() = 0;
@@ -81,7 +84,9 @@ class ConnectionRegistry {
   void Remove(int64_t user_id, LocalStream* stream);
   // Pushes the delivery's frame to the local streams of its recipients,
   // leaving out the stream it names to skip, and does the same for each
-  // delivery of its batch; returns how many streams got a frame.
+  // delivery of its batch, in order. A stream gets all its frames of one
+  // batch in one push, so that they can leave in one write. Returns how
+  // many frames went to streams.
   size_t Deliver(const ::parley::internal::v1::Delivery& delivery);
   // Re-sends every route to presence soon (presence asked for it).
   void RequestHeartbeat();
@@ -111,6 +116,17 @@ class ConnectionRegistry {
   };
 
   Shard& ShardFor(int64_t user_id) { return shards_[user_id % kShards]; }
+  // A frame for one user's streams, except the one with id `skip` (0:
+  // none).
+  struct Addressed {
+    std::shared_ptr<const parley::v1::ServerFrame> frame;
+    uint64_t skip;
+  };
+  // Pushes `frames` to the local streams of `user_id`; returns how many
+  // frames went out.
+  size_t PushToUser(int64_t user_id, absl::Span<const Addressed> frames);
+  // The stream id a delivery skips on this gateway, or 0.
+  uint64_t SkipOf(const ::parley::internal::v1::Delivery& delivery) const;
   void Enqueue(int64_t user_id);
   void WorkerLoop(Worker* w);
   void SyncRoute(int64_t user_id);

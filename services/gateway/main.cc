@@ -68,9 +68,17 @@ ABSL_FLAG(int, send_calls, 2,
           "SendMessages calls in flight per message instance; sends "
           "arriving meanwhile share the next call. 0 sends each message in "
           "its own SendMessage call.");
+ABSL_FLAG(int, subscribe_window_bytes, 64 << 10,
+          "HTTP/2 stream window of the channels to the message and presence "
+          "services, whose Subscribe streams push to this gateway: a backlog "
+          "beyond it waits upstream, where it is batched. 0: gRPC's default, "
+          "which grows with bandwidth-delay probing.");
 ABSL_FLAG(int, max_stream_sends, 64,
           "Send frames of one Connect stream in flight at once; beyond it "
           "the stream is not read until a result goes out.");
+ABSL_FLAG(int, stream_batch_frames, 256,
+          "Most frames one batch frame of a Connect stream carries, for "
+          "clients that ask for batches; 1: no batches.");
 ABSL_FLAG(int, max_streams_per_user, 16,
           "Connect streams one user may hold open on this gateway; 0: no "
           "limit.");
@@ -114,7 +122,7 @@ struct Options {
   int max_streams_per_user;
   parley::gateway::AuthOptions auth;
   parley::gateway::ChatOptions chat;
-  parley::gateway::SendBatchOptions send_batch;
+  parley::gateway::MessageBackendOptions backends;
 };
 
 std::string RandomGatewayId() {
@@ -152,7 +160,10 @@ Options ReadFlags() {
   o.chat.stream.stall_timeout =
       std::chrono::milliseconds(absl::GetFlag(FLAGS_stream_stall_timeout_ms));
   o.chat.stream.max_sends = absl::GetFlag(FLAGS_max_stream_sends);
-  o.send_batch.send_calls = std::max(0, absl::GetFlag(FLAGS_send_calls));
+  o.chat.stream.max_batch_frames = absl::GetFlag(FLAGS_stream_batch_frames);
+  o.backends.send_calls = std::max(0, absl::GetFlag(FLAGS_send_calls));
+  o.backends.channel.stream_window_bytes =
+      std::max(0, absl::GetFlag(FLAGS_subscribe_window_bytes));
   o.chat.max_inflight_sends = absl::GetFlag(FLAGS_max_inflight_sends);
   o.max_streams_per_user = absl::GetFlag(FLAGS_max_streams_per_user);
   o.chat.writes = {absl::GetFlag(FLAGS_write_rate),
@@ -187,7 +198,7 @@ int main(int argc, char** argv) {
   auto storage = parley::internal::v1::StorageService::NewStub(
       parley::MakeChannel(o.storage_addr, internal_tls));
   auto presence = parley::internal::v1::PresenceService::NewStub(
-      parley::MakeChannel(o.presence_addr, internal_tls));
+      parley::MakeChannel(o.presence_addr, internal_tls, o.backends.channel));
   parley::gateway::TokenAuthenticator auth(
       storage.get(), {.storage_timeout = o.auth.storage_timeout});
   parley::gateway::ConnectionRegistry registry(
@@ -196,7 +207,7 @@ int main(int argc, char** argv) {
        .heartbeat_interval = std::chrono::milliseconds(o.heartbeat_interval_ms),
        .max_streams_per_user = o.max_streams_per_user});
   parley::gateway::MessageBackends messages(o.message_addrs, internal_tls,
-                                            &registry, o.send_batch);
+                                            &registry, o.backends);
   parley::gateway::PushSubscriber presence_events(
       "presence " + o.presence_addr,
       [stub = presence.get()](

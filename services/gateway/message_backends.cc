@@ -15,11 +15,11 @@ namespace internal = ::parley::internal::v1;
 MessageBackends::MessageBackends(const std::vector<std::string>& addresses,
                                  const TlsCredentials& tls,
                                  ConnectionRegistry* registry,
-                                 SendBatchOptions send_options) {
+                                 MessageBackendOptions options) {
   for (const auto& a : addresses) {
     auto inst = std::make_unique<Instance>();
     inst->address = a;
-    inst->channel = MakeChannel(a, tls);
+    inst->channel = MakeChannel(a, tls, options.channel);
     inst->stub = internal::MessageService::NewStub(inst->channel);
     internal::MessageService::Stub* stub = inst->stub.get();
     inst->subscriber = std::make_unique<PushSubscriber>(
@@ -29,12 +29,11 @@ MessageBackends::MessageBackends(const std::vector<std::string>& addresses,
           stub->async()->Subscribe(ctx, req, reactor);
         },
         registry);
-    if (send_options.send_calls > 0) {
+    if (options.send_calls > 0) {
       inst->sends = std::make_unique<SendBatcher>(
-          SendBatcher::Options{
-              .max_in_flight = send_options.send_calls,
-              .max_batch = std::clamp<size_t>(send_options.max_batch, 1,
-                                              kMaxBatchRequests)},
+          SendBatcher::Options{.max_in_flight = options.send_calls,
+                               .max_batch = std::clamp<size_t>(
+                                   options.max_batch, 1, kMaxBatchRequests)},
           [stub](std::vector<internal::AppendMessageRequest> sends,
                  std::chrono::milliseconds timeout,
                  SendBatcher::Finish finish) {

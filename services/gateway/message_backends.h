@@ -30,12 +30,14 @@
 
 namespace parley::gateway {
 
-struct SendBatchOptions {
+struct MessageBackendOptions {
   // SendMessages calls in flight per instance; sends arriving meanwhile
   // share the next call. 0: one SendMessage call per send.
   int send_calls = 2;
   // Most sends one call carries (at most kMaxBatchRequests).
   size_t max_batch = 256;
+  // Channels to the instances, which also carry their Subscribe streams.
+  ChannelOptions channel = {};
 };
 
 class MessageBackends {
@@ -45,7 +47,7 @@ class MessageBackends {
   // `tls` secures the channels to the instances.
   MessageBackends(const std::vector<std::string>& addresses,
                   const TlsCredentials& tls, ConnectionRegistry* registry,
-                  SendBatchOptions send_options = {});
+                  MessageBackendOptions options = {});
   ~MessageBackends();
 
   void Start();

@@ -125,6 +125,7 @@ struct Options {
   int pgbench_seconds = 10;
   std::string watch;
   std::string send_via = "stream";
+  int batch_frames = 64;
 };
 
 constexpr char kUsage[] =
@@ -162,6 +163,9 @@ constexpr char kUsage[] =
     "  --send_via stream|unary  send on each sender's Connect stream (send\n"
     "                        frames, answered by send_result) or with the\n"
     "                        SendMessage call (default stream)\n"
+    "  --batch_frames N      frames per read each stream accepts, as a\n"
+    "                        client that asks for batches (default 64; 1: no\n"
+    "                        batches)\n"
     "  --register_inflight N concurrent Register calls (default 8)\n"
     "  --connect_inflight N  connections: streams opening at once (default "
     "1000)\n"
@@ -234,6 +238,13 @@ bool ParseOptions(int argc, char** argv, Options* o, bool* help) {
       ok = args.Count(1, &o->sender_threads);
     } else if (a == "--stream_threads") {
       ok = args.Count(1, &o->stream_threads);
+    } else if (a == "--batch_frames") {
+      ok = args.Count(1, &o->batch_frames);
+      if (ok && o->batch_frames > 1024) {
+        std::cerr << "error: INVALID_ARGUMENT: --batch_frames must be at "
+                     "most 1024\n";
+        ok = false;
+      }
     } else if (a == "--send_tick_us") {
       ok = args.Count(int64_t{0}, &o->send_tick_us);
     } else if (a == "--register_inflight") {
@@ -411,6 +422,8 @@ class StreamSink {
   virtual void OnSendResult(const v1::SendResult& result,
                             Clock::time_point at) = 0;
   virtual void OnStreamDone(Stream* stream, const grpc::Status& status) = 0;
+  // One read from a stream carried `frames` frames (more than 1: a batch).
+  virtual void OnRead(int frames) = 0;
 };
 
 // Completion queues of the Connect streams, each drained by one thread of
@@ -485,9 +498,13 @@ class Stream final {
   Stream(StreamSink* sink, int index, int user)
       : sink_(sink), index_(index), user_(user) {}
 
+  // Asks for batches of up to `batch_frames` frames when above 1.
   void Start(v1::ChatService::Stub* stub, grpc::CompletionQueue* cq,
-             const std::string& bearer) {
+             const std::string& bearer, int batch_frames) {
     ctx_.AddMetadata("authorization", bearer);
+    if (batch_frames > 1) {
+      ctx_.AddMetadata("parley-batch-frames", std::to_string(batch_frames));
+    }
     std::lock_guard<std::mutex> lock(mu_);
     rw_ = stub->PrepareAsyncConnect(&ctx_, cq);
     rw_->StartCall(&start_op_);
@@ -555,17 +572,26 @@ class Stream final {
       return;
     }
     const Clock::time_point now = Clock::now();
-    if (in_.has_pong()) {
+    if (in_.has_batch()) {
+      for (const v1::ServerFrame& f : in_.batch().frames()) OnFrame(f, now);
+      sink_->OnRead(in_.batch().frames_size());
+    } else {
+      OnFrame(in_, now);
+      sink_->OnRead(1);
+    }
+    rw_->Read(&in_, &read_op_);
+  }
+  void OnFrame(const v1::ServerFrame& f, Clock::time_point now) {
+    if (f.has_pong()) {
       if (!connected_) {
         connected_ = true;
         sink_->OnPong(this, now);
       }
-    } else if (in_.has_chat_event() && in_.chat_event().has_message_created()) {
-      sink_->OnMessage(this, in_.chat_event().message_created(), now);
-    } else if (in_.has_send_result()) {
-      sink_->OnSendResult(in_.send_result(), now);
+    } else if (f.has_chat_event() && f.chat_event().has_message_created()) {
+      sink_->OnMessage(this, f.chat_event().message_created(), now);
+    } else if (f.has_send_result()) {
+      sink_->OnSendResult(f.send_result(), now);
     }
-    rw_->Read(&in_, &read_op_);
   }
   void FinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     broken_ = true;
@@ -689,6 +715,9 @@ struct StepResult {
   std::string errors_text, errors_json;
   std::vector<ProcUsage> usage;
   double delivered_per_s = 0, deliveries_per_s = 0, persisted_per_s = 0;
+  // Frames per stream read in the measured window; above 1 when the
+  // gateway batched.
+  double frames_per_read = 0;
   int64_t errors = 0;
   bool resource_exhausted = false;
 
@@ -889,6 +918,10 @@ class Bench final : public StreamSink {
   void OnSendResult(const v1::SendResult& result,
                     Clock::time_point at) override;
   void OnStreamDone(Stream* stream, const grpc::Status& status) override;
+  void OnRead(int frames) override {
+    reads_.fetch_add(1, std::memory_order_relaxed);
+    frames_read_.fetch_add(frames, std::memory_order_relaxed);
+  }
 
  private:
   // The run and slot a client_message_id of this benchmark names, or null.
@@ -949,6 +982,9 @@ class Bench final : public StreamSink {
   int streams_connected_ = 0;  // got their Pong
   int streams_failed_ = 0;     // ended before their Pong
   int streams_dropped_ = 0;    // ended after their Pong, not by us
+  // Reads from all streams, and the frames they carried.
+  std::atomic<int64_t> reads_{0};
+  std::atomic<int64_t> frames_read_{0};
   bool closing_ = false;
   Clock::time_point last_pong_;
   CodeCounts stream_errors_;
@@ -1101,7 +1137,7 @@ void Bench::OpenStreams(int n, bool progress) {
     Stream* s = streams_.back().get();
     lock.unlock();
     s->Start(chat_[i % o_.channels].get(), queues_->queue(i),
-             users_[user].bearer);
+             users_[user].bearer, o_.batch_frames);
     if (progress && Clock::now() - last_print >= std::chrono::seconds(1)) {
       last_print = Clock::now();
       std::lock_guard<std::mutex> g(stream_mu_);
@@ -1376,8 +1412,12 @@ StepResult Bench::RunLoad(double rate, int step) {
       std::chrono::nanoseconds(static_cast<int64_t>(o_.duration * 1e9));
   std::this_thread::sleep_until(window_start);
   sampler.Start();
+  const int64_t reads_before = reads_.load();
+  const int64_t frames_before = frames_read_.load();
   std::this_thread::sleep_until(window_end);
   sampler.Stop();
+  const int64_t window_reads = reads_.load() - reads_before;
+  const int64_t window_frames = frames_read_.load() - frames_before;
   for (auto& t : senders) t.join();
 
   // Drain: acks and deliveries still on their way.
@@ -1444,6 +1484,8 @@ StepResult Bench::RunLoad(double rate, int step) {
   res.delivered_per_s = res.delivered_messages / o_.duration;
   res.deliveries_per_s = res.deliveries / o_.duration;
   res.persisted_per_s = res.measured_acked / o_.duration;
+  res.frames_per_read =
+      window_reads > 0 ? static_cast<double>(window_frames) / window_reads : 0;
   res.errors = res.failed + res.late + res.undelivered + res.misrouted +
                res.stream_errors;
   return res;
@@ -1516,6 +1558,8 @@ void Bench::PrintLoad(const StepResult& r) const {
   }
   std::printf("persisted      %.1f msg/s (acknowledged sends)\n",
               r.persisted_per_s);
+  std::printf("frames/read    %.2f (--batch_frames %d)\n", r.frames_per_read,
+              o_.batch_frames);
   if (pgbench_tps_ > 0) {
     std::printf(
         "pgbench        %.1f tx/s ceiling; parley/ceiling %.3f\n"
@@ -1550,12 +1594,12 @@ std::string Bench::LoadJson(const StepResult& r) const {
       "\"delivery_p99_ms\":%.3f,\"delivery_p999_ms\":%.3f,"
       "\"delivery_max_ms\":%.3f,\"scheduled\":%d,\"sent\":%d,\"acked\":%d,"
       "\"late\":%d,\"failed\":%d,\"undelivered\":%d,\"errors\":%d,"
-      "\"errors_by_code\":%s",
+      "\"errors_by_code\":%s,\"frames_per_read\":%.3f",
       r.target_rate, r.duration, r.delivered_per_s, r.deliveries_per_s,
       r.persisted_per_s, r.ack.p50, r.ack.p90, r.ack.p99, r.ack.p999, r.ack.max,
       r.delivery.p50, r.delivery.p90, r.delivery.p99, r.delivery.p999,
       r.delivery.max, r.scheduled, r.sent, r.acked, r.late, r.failed,
-      r.undelivered, r.errors, r.errors_json);
+      r.undelivered, r.errors, r.errors_json, r.frames_per_read);
 }
 
 int Bench::RunDirectOrGroup() {

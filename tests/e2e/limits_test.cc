@@ -8,8 +8,10 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -127,13 +129,24 @@ struct RawStream {
   std::unique_ptr<grpc::ClientReaderWriter<v1::ClientFrame, v1::ServerFrame>>
       rw;
 
-  // Opens the stream on a connection of its own and sends a ping.
-  static std::unique_ptr<RawStream> Open(const std::string& gateway,
-                                         const std::string& token) {
+  // Opens the stream on a connection of its own, with `metadata` besides
+  // the token, and sends a ping. A `window_bytes` above 0 fixes the HTTP/2
+  // stream window (else gRPC grows it with bandwidth-delay probing).
+  static std::unique_ptr<RawStream> Open(
+      const std::string& gateway, const std::string& token,
+      const std::vector<std::pair<std::string, std::string>>& metadata = {},
+      int window_bytes = 0) {
     auto s = std::make_unique<RawStream>();
-    s->channel = grpc::CreateChannel(gateway, grpc::InsecureChannelCredentials());
+    grpc::ChannelArguments args;
+    if (window_bytes > 0) {
+      args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+      args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, window_bytes);
+    }
+    s->channel = grpc::CreateCustomChannel(
+        gateway, grpc::InsecureChannelCredentials(), args);
     s->stub = v1::ChatService::NewStub(s->channel);
     s->ctx.AddMetadata("authorization", "Bearer " + token);
+    for (const auto& [key, value] : metadata) s->ctx.AddMetadata(key, value);
     s->ctx.set_deadline(std::chrono::system_clock::now() + seconds(120));
     s->rw = s->stub->Connect(&s->ctx);
     v1::ClientFrame ping;
@@ -484,6 +497,98 @@ TEST_F(LimitsTest, ClientThatNeverReadsIsDroppedInBoundedMemory) {
   EXPECT_LT(frames, kMessages);
   std::printf("[ frames   ] %d of %d frames reached the slow client\n", frames,
               kMessages);
+}
+
+// What a stream delivered once read: the seqs of its messages in arrival
+// order, and the sizes of the batch frames that carried some of them.
+struct Arrivals {
+  std::vector<uint64_t> seqs;
+  std::vector<int> batch_sizes;
+  int nested_batches = 0;
+};
+
+Arrivals ReadMessages(RawStream* s, size_t count) {
+  Arrivals a;
+  auto take = [&a](const v1::ServerFrame& f) {
+    if (f.has_chat_event() && f.chat_event().has_message_created()) {
+      a.seqs.push_back(f.chat_event().seq());
+    }
+  };
+  v1::ServerFrame f;
+  while (a.seqs.size() < count && s->rw->Read(&f)) {
+    if (!f.has_batch()) {
+      take(f);
+      continue;
+    }
+    a.batch_sizes.push_back(f.batch().frames_size());
+    for (const v1::ServerFrame& g : f.batch().frames()) {
+      if (g.has_batch()) ++a.nested_batches;
+      take(g);
+    }
+  }
+  return a;
+}
+
+TEST_F(LimitsTest, FramesQueuedBehindASlowReaderComeInBatchesWhenAsked) {
+  TestUser sender = api1_->NewUser("burst"), batched = api1_->NewUser("bat"),
+           plain = api1_->NewUser("plain");
+  v1::Chat chat = api1_->Group(sender, "batches", {batched, plain});
+  const std::string gw = cluster_->gateway_address(1);
+  constexpr int kWindow = 64 << 10;
+  auto with = RawStream::Open(gw, batched.token, {{"parley-batch-frames", "8"}},
+                              kWindow);
+  auto without = RawStream::Open(gw, plain.token, {}, kWindow);
+  ASSERT_TRUE(with->WaitReady());
+  ASSERT_TRUE(without->WaitReady());
+  // Nothing is read meanwhile: past the 64 KiB window the frames wait in the
+  // gateway, behind a write that cannot complete.
+  constexpr int kMessages = 100;
+  constexpr size_t kBytes = 8000;
+  ASSERT_EQ(Flood(gw, sender, chat.chat_id(), kMessages, kBytes, 1), 0);
+
+  // Every message arrives once and in chat order on both streams.
+  Arrivals a = ReadMessages(with.get(), kMessages);
+  Arrivals b = ReadMessages(without.get(), kMessages);
+  for (const Arrivals* got : {&a, &b}) {
+    ASSERT_EQ(got->seqs.size(), static_cast<size_t>(kMessages));
+    for (size_t i = 1; i < got->seqs.size(); ++i) {
+      ASSERT_EQ(got->seqs[i], got->seqs[i - 1] + 1) << "at " << i;
+    }
+  }
+  EXPECT_EQ(a.seqs, b.seqs);
+  // What had queued came in batches of at most the 8 asked for, none nested;
+  // the stream that did not ask got none.
+  ASSERT_FALSE(a.batch_sizes.empty());
+  EXPECT_THAT(a.batch_sizes, ::testing::Each(::testing::AllOf(
+                                 ::testing::Ge(2), ::testing::Le(8))));
+  EXPECT_EQ(a.nested_batches, 0);
+  EXPECT_THAT(b.batch_sizes, ::testing::IsEmpty());
+  std::printf("[ batches  ] %zu batch frames carried %d of %d messages\n",
+              a.batch_sizes.size(),
+              std::accumulate(a.batch_sizes.begin(), a.batch_sizes.end(), 0),
+              kMessages);
+  with->Close();
+  without->Close();
+}
+
+TEST_F(LimitsTest, BatchSizeOutsideOneTo1024IsInvalidArgument) {
+  TestUser u = api1_->NewUser("askbad");
+  const std::string gw = cluster_->gateway_address(1);
+  for (const char* bad : {"0", "1025", "-3", "eight", "8 frames", ""}) {
+    auto s = RawStream::Open(gw, u.token, {{"parley-batch-frames", bad}});
+    grpc::Status end = s->ReadToEnd();
+    EXPECT_EQ(end.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << "'" << bad << "': " << end.error_message();
+    EXPECT_EQ(end.error_message(),
+              "parley-batch-frames: must be an integer from 1 to 1024")
+        << "'" << bad << "'";
+  }
+  // The bounds themselves are fine.
+  for (const char* good : {"1", "1024"}) {
+    auto s = RawStream::Open(gw, u.token, {{"parley-batch-frames", good}});
+    EXPECT_TRUE(s->WaitReady()) << good;
+    s->Close();
+  }
 }
 
 TEST_F(LimitsTest, ClientThatNeverReadsAtAllIsCancelled) {
