@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_util.h"
 #include "common/logging.h"
@@ -151,8 +152,8 @@ size_t ConnectionRegistry::PushToUser(int64_t user_id,
   auto it = shard.users.find(user_id);
   if (it == shard.users.end()) return 0;
   size_t pushed = 0;
-  std::vector<std::shared_ptr<const parley::v1::ServerFrame>> out;
-  out.reserve(frames.size());
+  // Inline: the common push of one frame allocates nothing here.
+  absl::InlinedVector<std::shared_ptr<const parley::v1::ServerFrame>, 4> out;
   for (LocalStream* s : it->second.streams) {
     out.clear();
     for (const Addressed& a : frames) {
